@@ -1,0 +1,190 @@
+"""Building components, models and training objects from a recipe.
+
+``hashkit.build(recipe)`` returns a :class:`Built` with the model (an ``nn.Module``), the loss set, the
+training protocol and the dataset. Everything is built through the registry, so plugins and built-ins are
+treated alike.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping
+
+import attrs
+import torch
+from torch import nn
+
+from hashkit.errors import ContractError, RecipeError
+from hashkit.interfaces import BuildContext, FeatureSpec, LossInputs, LossResult, RetrievalData, TrainingProtocol
+from hashkit.model.hashing_model import HashingModel, component_label
+from hashkit.recipe.coerce import build_config
+from hashkit.recipe.load import load_recipe
+from hashkit.recipe.schema import ComponentRef, Recipe
+from hashkit.registry import get_registry
+
+
+def make_component(kind: str, name: str, params: Mapping[str, Any] | Any = None, ctx: BuildContext | None = None):
+    """Build one registered component from ``params`` (a dict or an instance of its config class)."""
+    entry = get_registry().get(kind, name)
+    if params is None:
+        config = entry.config()
+    elif isinstance(params, entry.config):
+        config = params
+    else:
+        config = build_config(entry.config, dict(params), key=f"{kind}.{name}")
+    obj = entry.factory(config, ctx or BuildContext())
+    try:
+        obj.registered_name = name
+        obj.registered_kind = kind
+    except (AttributeError, TypeError):  # objects with __slots__ or immutable results
+        pass
+    return obj
+
+
+def build_ref(ref: ComponentRef, ctx: BuildContext):
+    try:
+        return make_component(ref.kind, ref.name, ref.config, ctx)
+    except ContractError as exc:
+        raise ContractError(f"{ref.key} ({ref.kind} {ref.name!r}): {exc}") from None
+
+
+class LossSet(nn.Module):
+    """The recipe's losses with their weights: ``total = sum(weight_i * loss_i)``, parts named ``name`` or
+    ``name.part`` for logging."""
+
+    def __init__(self, losses: list[tuple[str, float, nn.Module]]):
+        super().__init__()
+        self.names = [n for n, _, _ in losses]
+        self.weights = [w for _, w, _ in losses]
+        self.losses = nn.ModuleList([m for _, _, m in losses])
+
+    def forward(self, inputs: LossInputs) -> LossResult:
+        total = None
+        parts: dict[str, torch.Tensor] = {}
+        for name, weight, loss in zip(self.names, self.weights, self.losses):
+            res = loss(inputs)
+            value = res.value.float() * weight
+            total = value if total is None else total + value
+            parts[name] = res.value.detach()
+            for key, part in res.parts.items():
+                parts[f"{name}.{key}"] = part.detach()
+        if total is None:
+            raise ContractError("the recipe has no losses ([[losses]] is empty)")
+        return LossResult(value=total, parts=parts)
+
+
+@attrs.define
+class Built:
+    recipe: Recipe
+    code_length: int | None
+    model: HashingModel
+    losses: LossSet
+    protocol: TrainingProtocol
+    data: RetrievalData | None
+
+
+def build_dataset(recipe: Recipe) -> RetrievalData:
+    return build_ref(recipe.dataset, BuildContext())
+
+
+def build_model(recipe: Recipe, code_length: int | None = None, num_classes: int | None = None) -> HashingModel:
+    """The recipe's model for one code length."""
+    if code_length is None and recipe.hash_head is not None:
+        code_length = recipe.code_lengths[0]
+    ctx = BuildContext(code_length=code_length, num_classes=num_classes)
+    backbone = build_ref(recipe.backbone, ctx)
+    taps = recipe.model.taps or (recipe.model.tap or list(backbone.stage_specs)[-1],)
+    tap = recipe.model.tap or taps[-1]
+    for t in (*taps, tap):
+        if t not in backbone.stage_specs:
+            raise RecipeError(
+                f"backbone {recipe.backbone.name!r} has no stage {t!r}; its stages are {list(backbone.stage_specs)}",
+                file=recipe.source, key="model.taps" if t in taps else "model.tap",
+            )
+    spec = backbone.stage_specs[tap]
+    attention = []
+    num_maps = 0
+    for ref in recipe.attention:
+        att = build_ref(ref, ctx.evolve(in_spec=spec))
+        if att.in_channels != spec.channels:
+            raise ContractError(
+                f"{ref.key}: attention {ref.name!r} expects {att.in_channels} channels but receives {spec.channels}"
+            )
+        spec = FeatureSpec(att.out_channels, spec.stride)
+        num_maps += att.num_maps
+        attention.append(att)
+
+    ci_factory = None
+    if recipe.channel_interaction is not None:
+        ci_ref = recipe.channel_interaction
+
+        def ci_factory(channels: int, _ref=ci_ref):
+            return build_ref(_ref, ctx.evolve(in_spec=FeatureSpec(channels)))
+
+    stages = {t: backbone.stage_specs[t] for t in dict.fromkeys((*taps, tap))}
+    agg = build_ref(recipe.aggregation, ctx.evolve(
+        in_spec=spec, stages=stages, num_maps=num_maps, backbone=backbone, channel_interaction=ci_factory,
+    ))
+    head = None
+    if recipe.hash_head is not None:
+        head = build_ref(recipe.hash_head, ctx.evolve(descriptor_dims=dict(agg.descriptor_dims)))
+        if head.code_length != code_length:
+            raise ContractError(
+                f"model.hash_head ({recipe.hash_head.name!r}) produces {head.code_length} bits "
+                f"but the recipe asks for {code_length}"
+            )
+    try:
+        return HashingModel(backbone=backbone, aggregation=agg, hash_head=head, attention=attention,
+                            taps=tuple(dict.fromkeys((*taps, tap))), tap=tap, zero_to=recipe.model.zero_to)
+    except ContractError as exc:
+        raise ContractError(f"{recipe.source}: {exc}") from None
+
+
+MODEL_FIELDS = {"codes", "logits", "descriptor", "class_logits", "labels", "indices"}
+
+
+def build_losses(recipe: Recipe, model: HashingModel, protocol: TrainingProtocol,
+                 code_length: int | None, num_classes: int | None) -> LossSet:
+    ctx = BuildContext(
+        code_length=code_length, num_classes=num_classes,
+        descriptor_dims=dict(model.aggregation.descriptor_dims),
+        head_classes=getattr(model.hash_head, "num_classes", 0) if model.hash_head is not None else 0,
+    )
+    built = []
+    for ref in recipe.losses:
+        loss = build_ref(ref, ctx)
+        for need in getattr(loss, "requires", ()):
+            missing = None
+            if need in ("codes", "logits") and model.hash_head is None:
+                missing = "the model has no hash head"
+            elif need == "class_logits" and not ctx.head_classes:
+                missing = (f"{component_label(model.hash_head, 'hash_head') if model.hash_head else 'the model'} "
+                           "has no classifier (num_classes = 0)")
+            elif need.startswith("protocol.") and need.split(".", 1)[1] not in getattr(protocol, "provides", ()):
+                missing = f"training_protocol {recipe.protocol.name!r} does not provide {need.split('.', 1)[1]!r}"
+            if missing:
+                raise ContractError(f"{ref.key}: loss {ref.name!r} needs {need!r} but {missing}")
+        built.append((ref.name if ref.name not in [b[0] for b in built] else f"{ref.name}_{len(built)}", ref.weight, loss))
+    return LossSet(built)
+
+
+def build(recipe: Recipe | str | Path | Mapping[str, Any], code_length: int | None = None, *,
+          overrides: Mapping[str, Any] | None = None, data: RetrievalData | None = None,
+          load_data: bool = True) -> Built:
+    """Build the model and training objects of a recipe for one code length (default: the first)."""
+    if not isinstance(recipe, Recipe):
+        recipe = load_recipe(recipe, overrides)
+    elif overrides:
+        raise ValueError("overrides apply when loading: pass a path or data, not a loaded Recipe")
+    if code_length is None and recipe.code_lengths:
+        code_length = recipe.code_lengths[0]
+    if data is None and load_data:
+        data = build_dataset(recipe)
+    num_classes = data.num_classes if data is not None else None
+    model = build_model(recipe, code_length, num_classes)
+    protocol = build_ref(recipe.protocol, BuildContext(
+        code_length=code_length, num_classes=num_classes,
+        num_train=len(data.split("train")) if data is not None else None,
+    ))
+    losses = build_losses(recipe, model, protocol, code_length, num_classes)
+    return Built(recipe=recipe, code_length=code_length, model=model, losses=losses, protocol=protocol, data=data)

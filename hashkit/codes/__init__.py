@@ -1,0 +1,1 @@
+"""Binary codes: binarisation, bit packing, code files."""

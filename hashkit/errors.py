@@ -1,0 +1,63 @@
+"""Exception types that hashkit raises for user-facing problems.
+
+Every error here is *expected* (bad recipe, bad input, missing file) and the CLI prints it as one line on
+stderr with exit status 2. Anything else is an internal error (exit status 1).
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "HashkitError",
+    "RecipeError",
+    "UnknownComponentError",
+    "DuplicateComponentError",
+    "ContractError",
+    "DataError",
+    "CheckpointError",
+    "CodeFileError",
+]
+
+
+class HashkitError(Exception):
+    """Base class of every user-facing hashkit error (CLI exit status 2)."""
+
+
+class RecipeError(HashkitError, ValueError):
+    """A recipe is malformed: names the file, the dotted key, what was expected and what was found."""
+
+    def __init__(self, message: str, *, file: str | None = None, key: str | None = None):
+        self.file = file
+        self.key = key
+        where = ""
+        if file:
+            where += f"{file}: "
+        if key:
+            where += f"{key}: "
+        super().__init__(where + message)
+
+
+class UnknownComponentError(HashkitError, KeyError):
+    """A component name that no loaded plugin registered; lists the closest registered names."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class DuplicateComponentError(HashkitError):
+    """Two plugins registered the same (kind, name); names both plugins."""
+
+
+class ContractError(HashkitError, ValueError):
+    """Two components do not fit together (channels, shapes, required inputs); names both."""
+
+
+class DataError(HashkitError, OSError):
+    """A dataset file is missing, partial, corrupt or inconsistent with the spec; names the path."""
+
+
+class CheckpointError(HashkitError):
+    """A checkpoint or run directory is missing, corrupt or incompatible."""
+
+
+class CodeFileError(HashkitError):
+    """A code file (packed hash codes) is truncated, inconsistent or of an unknown format."""

@@ -1,0 +1,69 @@
+"""Training protocol: the outer structure of training and where database codes come from.
+
+A protocol decides, per *round* (ADSH: an outer iteration; pointwise: one epoch), which training items are
+visited, what per-batch state the losses receive, what it learns from the batch outputs, and whether the
+retrieval database is a learned code matrix or is encoded by the network.
+
+Life cycle driven by the trainer (:mod:`hashkit.training`)::
+
+    protocol.setup(train_labels, generator)          # once; (n, C) float multi-hot labels
+    for round in range(start_round, protocol.num_rounds):
+        order = protocol.begin_round(round, generator)   # int64 indices into the training split
+        for epoch in range(protocol.epochs_per_round):
+            for batch of indices drawn from `order` (shuffled by the trainer's sampler):
+                state = protocol.batch_state(indices)    # dict for LossInputs.protocol
+                ... forward, losses, backward ...
+                protocol.observe(indices, codes.detach())
+        protocol.end_round()                          # e.g. the DCC update of B
+
+Tensor contract
+---------------
+- ``setup``: ``train_labels`` ``(n, C)`` float; ``code_length`` is known from the build context.
+- ``batch_state(indices)``: ``indices`` ``(b,)`` int64 -> ``{name: tensor}`` on the indices' device.
+- ``observe(indices, codes)``: ``codes`` ``(b, L)`` float32 detached.
+- ``database_codes()``: ``(n, L)`` float ±1 codes learned for the training split, or ``None`` when the
+  database must be encoded by the network.
+- ``state_dict()`` / ``load_state_dict()``: plain ``{name: tensor}`` (safetensors-ready), with everything
+  needed to resume mid-run (B, sample indices, U, similarity).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+class TrainingProtocol:
+    """Base class of training protocols. ``num_rounds`` and ``epochs_per_round`` set the loop."""
+
+    num_rounds: int = 1
+    epochs_per_round: int = 1
+    #: "learned" when database codes come from ``database_codes()``, else "encoded"
+    database: str = "encoded"
+
+    def setup(self, train_labels: Tensor, generator: torch.Generator) -> None:
+        self.num_train = int(train_labels.shape[0])
+
+    def begin_round(self, round_index: int, generator: torch.Generator) -> Tensor:
+        return torch.arange(self.num_train)
+
+    def batch_state(self, indices: Tensor) -> dict[str, Tensor]:
+        return {}
+
+    def observe(self, indices: Tensor, codes: Tensor) -> None:
+        pass
+
+    def end_round(self) -> None:
+        pass
+
+    def database_codes(self) -> Tensor | None:
+        return None
+
+    def state_dict(self) -> dict[str, Tensor]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Tensor]) -> None:
+        pass
+
+    def to(self, device: torch.device | str) -> "TrainingProtocol":
+        return self

@@ -1,0 +1,118 @@
+"""HashingModel: backbone -> attention cascade -> aggregation -> hash head, with contracts checked.
+
+Data flow (shapes for one batch of B images)::
+
+    x (B,3,H,W) ─ backbone(taps) ─▶ stages {tap: (B,C_t,H_t,W_t)}
+                                    features = stages[tap]
+                 attention[0..]  ─▶ features (B,C',H_t,W_t), maps (B,K,H_t,W_t) concatenated
+                 aggregation     ─▶ descriptors {name: (B,D_name)}
+                 hash_head       ─▶ logits, codes (B,L), class_logits (B,C)        (optional)
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from hashkit.errors import ContractError
+from hashkit.interfaces import Aggregation, AggregationInput, Attention, Backbone, HashHead
+from hashkit.model.outputs import ModelOutput
+
+
+def component_label(module: nn.Module, role: str) -> str:
+    name = getattr(module, "registered_name", None) or type(module).__name__
+    return f"{role} {name!r}"
+
+
+class HashingModel(nn.Module):
+    """The composed model. Build it from a recipe with :func:`hashkit.build` or directly from instances."""
+
+    def __init__(
+        self,
+        backbone: Backbone,
+        aggregation: Aggregation,
+        hash_head: HashHead | None = None,
+        attention: Sequence[Attention] = (),
+        taps: Sequence[str] = (),
+        tap: str | None = None,
+        zero_to: str = "plus_one",
+    ) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.attention = nn.ModuleList(attention)
+        self.aggregation = aggregation
+        self.hash_head = hash_head
+        stages = list(backbone.stage_specs)
+        self.taps = tuple(taps) if taps else (tap or stages[-1],)
+        self.tap = tap or self.taps[-1]
+        if self.tap not in self.taps:
+            self.taps = (*self.taps, self.tap)
+        self.zero_to = zero_to
+        check_contracts(self)
+
+    @property
+    def code_length(self) -> int | None:
+        return self.hash_head.code_length if self.hash_head is not None else None
+
+    @property
+    def descriptor_dim(self) -> int:
+        return sum(self.aggregation.descriptor_dims.values())
+
+    def forward(self, x: Tensor) -> ModelOutput:
+        stages = self.backbone(x, self.taps)
+        features = stages[self.tap]
+        maps: list[Tensor] = []
+        extras: dict = {}
+        for att in self.attention:
+            out = att(features)
+            features = out.features
+            if out.maps is not None:
+                maps.append(out.maps)
+            extras.update(out.extras)
+        all_maps = torch.cat(maps, dim=1) if maps else None
+        agg = self.aggregation(AggregationInput(features=features, maps=all_maps, stages=stages, image=x))
+        extras.update(agg.extras)
+        descriptor = torch.cat(list(agg.descriptors.values()), dim=1)
+        result = ModelOutput(descriptor=descriptor, descriptors=agg.descriptors, maps=all_maps, extras=extras)
+        if self.hash_head is not None:
+            head = self.hash_head(agg.descriptors)
+            result.codes, result.logits, result.class_logits = head.codes, head.logits, head.class_logits
+        return result
+
+    @torch.no_grad()
+    def encode(self, x: Tensor) -> Tensor:
+        """Binary codes ``(B, L)`` as float ±1 (``sign(0) -> +1`` unless ``zero_to == "zero"``)."""
+        from hashkit.codes.binarize import binarize
+
+        out = self(x)
+        if out.codes is None:
+            raise ContractError("this model has no hash head: use its descriptor (model(x).descriptor)")
+        return binarize(out.codes, zero_to=self.zero_to)
+
+
+def check_contracts(model: HashingModel) -> None:
+    """Check declared channels between neighbouring components; name both on a mismatch."""
+    bb = model.backbone
+    bb_label = component_label(bb, "backbone")
+    for tap in model.taps:
+        if tap not in bb.stage_specs:
+            raise ContractError(f"model taps stage {tap!r} but {bb_label} has stages {list(bb.stage_specs)}")
+    channels = bb.stage_specs[model.tap].channels
+    prev = f"{bb_label} stage {model.tap!r}"
+    for i, att in enumerate(model.attention):
+        label = component_label(att, f"attention[{i}]")
+        if att.in_channels != channels:
+            raise ContractError(f"{prev} gives {channels} channels but {label} expects {att.in_channels}")
+        channels = att.out_channels
+        prev = label
+    head = model.hash_head
+    if head is not None:
+        expected = getattr(head, "descriptor_dims", None)
+        agg_dims = dict(model.aggregation.descriptor_dims)
+        if expected is not None and dict(expected) != agg_dims:
+            raise ContractError(
+                f"{component_label(model.aggregation, 'aggregation')} gives descriptors {agg_dims} but "
+                f"{component_label(head, 'hash_head')} expects {dict(expected)}"
+            )

@@ -1,0 +1,216 @@
+"""Turning recipe tables into typed attrs config instances, with one-line errors.
+
+Supported field types: ``int``, ``float`` (ints accepted), ``bool``, ``str``, ``pathlib.Path``,
+``Literal[...]``, ``X | None``, ``tuple[X, ...]``, ``tuple[X, Y]``, ``list[X]``, ``dict[str, X]``, nested attrs
+classes, and ``Any``. Unknown keys are errors that name the closest field; attrs validators run and their
+messages are reported with the key.
+"""
+
+from __future__ import annotations
+
+import difflib
+import types
+import typing
+from pathlib import Path
+from typing import Any, Literal
+
+import attrs
+
+from hashkit.errors import RecipeError
+
+
+def _type_name(tp: Any) -> str:
+    if tp is type(None):
+        return "none"
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(tp))
+    if origin in (tuple, list):
+        args = typing.get_args(tp)
+        inner = _type_name(args[0]) if args else "any"
+        return f"list of {inner}"
+    if origin is dict:
+        return "table"
+    if attrs.has(tp):
+        return f"table ({tp.__name__})"
+    return getattr(tp, "__name__", str(tp))
+
+
+def _found(value: Any) -> str:
+    kind = {bool: "bool", int: "int", float: "float", str: "str", list: "list", dict: "table"}.get(type(value), type(value).__name__)
+    text = repr(value)
+    if len(text) > 60:
+        text = text[:57] + "..."
+    return f"{kind} {text}"
+
+
+class _Fail(Exception):
+    def __init__(self, key: str, message: str):
+        self.key = key
+        self.message = message
+
+
+def coerce_value(tp: Any, value: Any, key: str) -> Any:
+    """Check and convert ``value`` to type ``tp``; raise ``_Fail`` naming ``key``."""
+    if tp is Any or tp is typing.Any:
+        return value
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin is Literal:
+        if value in args and type(value) in {type(a) for a in args}:
+            return value
+        close = difflib.get_close_matches(str(value), [str(a) for a in args], n=1)
+        hint = f"; closest: {close[0]!r}" if close else ""
+        raise _Fail(key, f"expected {_type_name(tp)}, found {_found(value)}{hint}")
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return coerce_value(arg, value, key)
+            except _Fail as exc:
+                errors.append(exc)
+        if len(errors) == 1:
+            raise errors[0]
+        raise _Fail(key, f"expected {_type_name(tp)}, found {_found(value)}")
+    if tp is type(None):
+        if value is None:
+            return None
+        raise _Fail(key, f"expected none, found {_found(value)}")
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise _Fail(key, f"expected bool, found {_found(value)}")
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        raise _Fail(key, f"expected int, found {_found(value)}")
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise _Fail(key, f"expected float, found {_found(value)}")
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)  # --set name=123 on a str field
+        raise _Fail(key, f"expected str, found {_found(value)}")
+    if tp is Path:
+        if isinstance(value, (str, Path)):
+            return Path(value)
+        raise _Fail(key, f"expected a path (str), found {_found(value)}")
+    if origin in (tuple, list) or tp in (tuple, list):
+        if isinstance(value, tuple):
+            value = list(value)
+        if not isinstance(value, list):
+            raise _Fail(key, f"expected {_type_name(tp)}, found {_found(value)}")
+        if not args:
+            items = list(value)
+        elif origin is tuple and not (len(args) == 2 and args[1] is Ellipsis):
+            if len(value) != len(args):
+                raise _Fail(key, f"expected a list of {len(args)} values, found {_found(value)}")
+            items = [coerce_value(a, v, f"{key}[{i}]") for i, (a, v) in enumerate(zip(args, value))]
+        else:
+            items = [coerce_value(args[0], v, f"{key}[{i}]") for i, v in enumerate(value)]
+        return tuple(items) if (origin is tuple or tp is tuple) else items
+    if origin is dict or tp is dict:
+        if not isinstance(value, dict):
+            raise _Fail(key, f"expected a table, found {_found(value)}")
+        vt = args[1] if len(args) == 2 else Any
+        return {k: coerce_value(vt, v, f"{key}.{k}") for k, v in value.items()}
+    if isinstance(tp, type) and attrs.has(tp):
+        if isinstance(value, tp):
+            return value
+        if not isinstance(value, dict):
+            raise _Fail(key, f"expected a table ({tp.__name__}), found {_found(value)}")
+        return _build(tp, value, key)
+    if isinstance(tp, type):
+        if isinstance(value, tp):
+            return value
+        raise _Fail(key, f"expected {_type_name(tp)}, found {_found(value)}")
+    return value
+
+
+def _build(cls: type, data: dict[str, Any], prefix: str) -> Any:
+    attrs.resolve_types(cls)
+    fields = {f.name: f for f in attrs.fields(cls) if f.init}
+    kwargs = {}
+    for key, value in data.items():
+        dotted = f"{prefix}.{key}" if prefix else key
+        if key not in fields:
+            close = difflib.get_close_matches(key, list(fields), n=1)
+            hint = f"; closest: {close[0]!r}" if close else ""
+            known = ", ".join(fields) if fields else "(no parameters)"
+            raise _Fail(dotted, f"unknown key{hint}; expected one of: {known}")
+        kwargs[key] = coerce_value(fields[key].type, value, dotted)
+    try:
+        return cls(**kwargs)
+    except (ValueError, TypeError) as exc:
+        # attrs validators: find which field the message talks about
+        bad = prefix
+        msg = str(exc)
+        for name in fields:
+            if f"'{name}'" in msg or msg.startswith(name):
+                bad = f"{prefix}.{name}" if prefix else name
+                break
+        if isinstance(exc, ValueError) and exc.args and isinstance(exc.args[0], str) and len(exc.args) > 1:
+            msg = exc.args[0]
+        raise _Fail(bad, f"invalid value: {msg}") from None
+
+
+def build_config(cls: type, data: dict[str, Any] | None, *, key: str = "", file: str | None = None,
+                 provenance: dict[str, str] | None = None) -> Any:
+    """Build ``cls`` from ``data``; raise :class:`RecipeError` naming the file, key, expectation and finding."""
+    try:
+        return _build(cls, dict(data or {}), key)
+    except _Fail as fail:
+        origin = file
+        if provenance is not None:
+            origin = provenance.get(fail.key, provenance.get(fail.key.split("[")[0], file))
+        raise RecipeError(fail.message, file=origin, key=fail.key) from None
+
+
+def config_to_dict(config: Any) -> Any:
+    """An attrs config as plain TOML-compatible data (tuples as lists, paths as str, None dropped)."""
+    if attrs.has(type(config)):
+        out = {}
+        for f in attrs.fields(type(config)):
+            value = getattr(config, f.name)
+            if value is None:
+                continue
+            out[f.name] = config_to_dict(value)
+        return out
+    if isinstance(config, (tuple, list)):
+        return [config_to_dict(v) for v in config]
+    if isinstance(config, dict):
+        return {k: config_to_dict(v) for k, v in config.items() if v is not None}
+    if isinstance(config, Path):
+        return str(config)
+    return config
+
+
+def describe_fields(cls: type) -> list[dict[str, Any]]:
+    """``[{name, type, default, doc}]`` for ``hashkit components``."""
+    attrs.resolve_types(cls)
+    rows = []
+    for f in attrs.fields(cls):
+        if not f.init:
+            continue
+        default = f.default
+        if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
+            default = default.factory() if not default.takes_self else None
+        rows.append({
+            "name": f.name,
+            "type": _type_name(f.type),
+            "default": config_to_dict(default) if default is not attrs.NOTHING else None,
+            "required": default is attrs.NOTHING,
+            "doc": f.metadata.get("doc", ""),
+        })
+    return rows

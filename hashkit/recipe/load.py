@@ -1,0 +1,188 @@
+"""``load_recipe``: file or data + overrides -> a validated :class:`~hashkit.recipe.schema.Recipe`."""
+
+from __future__ import annotations
+
+import copy
+import difflib
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from hashkit.errors import RecipeError, UnknownComponentError
+from hashkit.recipe.coerce import _found, build_config
+from hashkit.recipe.overrides import apply_overrides
+from hashkit.recipe.schema import (
+    ComponentRef,
+    DataSection,
+    EvalSection,
+    ModelSection,
+    OptimizerSection,
+    Recipe,
+    ScheduleSection,
+    TrainSection,
+)
+from hashkit.recipe.toml_loader import load_toml_with_extends, resolve_recipe_path
+from hashkit.registry import get_registry
+
+TOP_LEVEL = {
+    "name", "description", "seed", "code_lengths", "model", "losses", "protocol", "data", "optimizer",
+    "schedule", "train", "eval", "provenance",
+}
+MODEL_COMPONENTS = {
+    "backbone": "backbone",
+    "attention": "attention",
+    "channel_interaction": "channel_interaction",
+    "aggregation": "aggregation",
+    "hash_head": "hash_head",
+}
+
+
+def load_recipe(
+    source: str | Path | Mapping[str, Any],
+    overrides: Mapping[str, Any] | Iterable[str] | None = None,
+) -> Recipe:
+    """Load and validate a recipe.
+
+    ``source`` is a path (or a built-in recipe name such as ``"semicon-demo"``) or already-parsed data.
+    ``overrides`` is ``{"train.amp": "bf16"}`` or ``["train.amp=bf16"]`` (``--set`` syntax).
+    """
+    if isinstance(source, Mapping):
+        data, prov, file = copy.deepcopy(dict(source)), {}, "<recipe>"
+        if "extends" in data:
+            raise RecipeError("extends is only supported in recipe files", file=file, key="extends")
+    else:
+        path = resolve_recipe_path(source)
+        data, prov = load_toml_with_extends(path)
+        file = str(path)
+    apply_overrides(data, overrides, prov)
+    return validate_recipe_data(data, file=file, provenance=prov)
+
+
+def _origin(prov: dict[str, str], key: str, file: str) -> str:
+    return prov.get(key, file)
+
+
+def _fail(message: str, key: str, file: str, prov: dict[str, str]) -> RecipeError:
+    return RecipeError(message, file=_origin(prov, key, file), key=key)
+
+
+def _component(kind: str, table: Any, key: str, file: str, prov: dict[str, str], *, allow_weight: bool = False) -> ComponentRef:
+    if isinstance(table, str):
+        table = {"name": table}
+    if not isinstance(table, dict):
+        raise _fail(f"expected a table with a 'name' key, found {_found(table)}", key, file, prov)
+    table = dict(table)
+    name = table.pop("name", None)
+    if not isinstance(name, str):
+        raise _fail(f"expected a {kind} name (str) in '{key}.name', found {_found(name)}", f"{key}.name", file, prov)
+    weight = 1.0
+    if allow_weight and "weight" in table:
+        weight = table.pop("weight")
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)):
+            raise _fail(f"expected float, found {_found(weight)}", f"{key}.weight", file, prov)
+    registry = get_registry()
+    try:
+        entry = registry.get(kind, name)
+    except UnknownComponentError as exc:
+        raise RecipeError(str(exc), file=_origin(prov, f"{key}.name", file), key=f"{key}.name") from None
+    config = build_config(entry.config, table, key=key, file=file, provenance=prov)
+    return ComponentRef(kind=kind, name=name, config=config, weight=float(weight), key=key)
+
+
+def validate_recipe_data(data: dict[str, Any], *, file: str = "<recipe>", provenance: dict[str, str] | None = None) -> Recipe:
+    prov = provenance or {}
+    for key in data:
+        if key not in TOP_LEVEL:
+            close = difflib.get_close_matches(key, sorted(TOP_LEVEL), n=1)
+            hint = f"; closest: {close[0]!r}" if close else ""
+            raise _fail(f"unknown key{hint}; expected one of: {', '.join(sorted(TOP_LEVEL))}", key, file, prov)
+
+    name = data.get("name", Path(file).stem if file != "<recipe>" else "recipe")
+    if not isinstance(name, str):
+        raise _fail(f"expected str, found {_found(name)}", "name", file, prov)
+    description = data.get("description", "")
+    if not isinstance(description, str):
+        raise _fail(f"expected str, found {_found(description)}", "description", file, prov)
+    seed = data.get("seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise _fail(f"expected int, found {_found(seed)}", "seed", file, prov)
+    lengths = data.get("code_lengths", [])
+    if isinstance(lengths, int) and not isinstance(lengths, bool):
+        lengths = [lengths]
+    if not isinstance(lengths, list) or not all(isinstance(x, int) and not isinstance(x, bool) and x > 0 for x in lengths):
+        raise _fail(f"expected a list of positive ints, found {_found(lengths)}", "code_lengths", file, prov)
+
+    model = data.get("model")
+    if not isinstance(model, dict):
+        raise _fail(f"expected a [model] table, found {_found(model)}", "model", file, prov)
+    model = dict(model)
+    parts: dict[str, Any] = {}
+    for key in ("backbone", "channel_interaction", "aggregation", "hash_head"):
+        if key in model:
+            parts[key] = _component(MODEL_COMPONENTS[key], model.pop(key), f"model.{key}", file, prov)
+    att = model.pop("attention", [])
+    if isinstance(att, (dict, str)):
+        att = [att]
+    if not isinstance(att, list):
+        raise _fail(f"expected a list of tables ([[model.attention]]), found {_found(att)}", "model.attention", file, prov)
+    attention = tuple(_component("attention", t, f"model.attention[{i}]", file, prov) for i, t in enumerate(att))
+    for required in ("backbone", "aggregation"):
+        if required not in parts:
+            raise _fail(f"missing [model.{required}] table", f"model.{required}", file, prov)
+    model_section = build_config(ModelSection, model, key="model", file=file, provenance=prov)
+    if parts.get("hash_head") is not None and not lengths:
+        raise _fail("a model with a hash head needs code_lengths, e.g. code_lengths = [12, 24, 32, 48]",
+                    "code_lengths", file, prov)
+
+    losses_data = data.get("losses", [])
+    if isinstance(losses_data, dict):
+        losses_data = [losses_data]
+    if not isinstance(losses_data, list):
+        raise _fail(f"expected a list of tables ([[losses]]), found {_found(losses_data)}", "losses", file, prov)
+    losses = tuple(
+        _component("loss", t, f"losses[{i}]", file, prov, allow_weight=True) for i, t in enumerate(losses_data)
+    )
+    protocol = _component("training_protocol", data.get("protocol", {"name": "pointwise"}), "protocol", file, prov)
+
+    data_section_raw = dict(data.get("data", {}))
+    if not isinstance(data.get("data", {}), dict):
+        raise _fail(f"expected a [data] table, found {_found(data.get('data'))}", "data", file, prov)
+    dataset_raw = data_section_raw.get("dataset", {"name": "demo"})
+    dataset = _component("dataset", dataset_raw, "data.dataset", file, prov)
+    if isinstance(dataset_raw, str):
+        data_section_raw["dataset"] = {"name": dataset_raw}
+    data_section = build_config(DataSection, data_section_raw, key="data", file=file, provenance=prov)
+
+    sections = {}
+    for key, cls in (("optimizer", OptimizerSection), ("schedule", ScheduleSection), ("train", TrainSection), ("eval", EvalSection)):
+        raw = data.get(key, {})
+        if not isinstance(raw, dict):
+            raise _fail(f"expected a [{key}] table, found {_found(raw)}", key, file, prov)
+        sections[key] = build_config(cls, raw, key=key, file=file, provenance=prov)
+
+    provenance_notes = data.get("provenance", {})
+    if not isinstance(provenance_notes, dict):
+        raise _fail(f"expected a [provenance] table, found {_found(provenance_notes)}", "provenance", file, prov)
+
+    return Recipe(
+        name=name,
+        description=description,
+        seed=seed,
+        code_lengths=tuple(lengths),
+        model=model_section,
+        backbone=parts["backbone"],
+        attention=attention,
+        channel_interaction=parts.get("channel_interaction"),
+        aggregation=parts["aggregation"],
+        hash_head=parts.get("hash_head"),
+        losses=losses,
+        protocol=protocol,
+        data=data_section,
+        dataset=dataset,
+        optimizer=sections["optimizer"],
+        schedule=sections["schedule"],
+        train=sections["train"],
+        eval=sections["eval"],
+        raw=data,
+        source=file,
+        provenance=provenance_notes,
+    )

@@ -1,0 +1,197 @@
+"""The typed schema of a recipe: the sections that are not components, and component references.
+
+A component reference is a table ``{name = "...", <parameters of that component>}``; its parameters are
+validated against the config class the component registered. See ``docs/recipes.md`` for the reference.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import attrs
+from attrs import validators as v
+
+from hashkit.interfaces.dataset import RetrievalData  # noqa: F401  (documentation cross-reference)
+
+
+@attrs.frozen
+class ComponentRef:
+    """A component chosen in a recipe: its registered name and its validated config instance."""
+
+    kind: str
+    name: str
+    config: Any
+    #: loss weight (losses only)
+    weight: float = 1.0
+    #: dotted recipe key, for error messages ("model.attention[0]")
+    key: str = ""
+
+
+def _positive(inst, attribute, value):
+    if value is not None and value <= 0:
+        raise ValueError(f"'{attribute.name}' must be > 0, found {value}")
+
+
+def _non_negative(inst, attribute, value):
+    if value is not None and value < 0:
+        raise ValueError(f"'{attribute.name}' must be >= 0, found {value}")
+
+
+@attrs.frozen
+class ModelSection:
+    """``[model]``: which backbone stages are tapped; the components live in sub-tables."""
+
+    #: backbone stages the model reads, in order; all of them reach the aggregation
+    taps: tuple[str, ...] = ()
+    #: the stage fed to the attention cascade and as ``AggregationInput.features`` (default: last tap)
+    tap: str | None = None
+    #: sign(0) maps to +1 when binarising (hashkit convention); "zero" keeps 0 (official-code parity)
+    zero_to: Literal["plus_one", "zero"] = "plus_one"
+
+
+@attrs.frozen
+class TransformSection:
+    """``[data.train_transform]`` / ``[data.eval_transform]``: the image pipeline."""
+
+    #: train: RandomResizedCrop(crop) + flip; eval: Resize(resize) + CenterCrop(crop)
+    kind: Literal["train", "eval"] = "eval"
+    resize: int = 256
+    crop: int = 224
+    scale: tuple[float, float] = (0.08, 1.0)
+    ratio: tuple[float, float] = (0.75, 4.0 / 3.0)
+    hflip: bool = True
+    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    #: grayscale inputs (the demo data) are repeated to 3 channels either way
+
+
+@attrs.frozen
+class SamplerSection:
+    """``[data.sampler]``: ``random`` (shuffled), ``sequential``, or ``pk`` (P classes x K images per batch)."""
+
+    name: Literal["random", "sequential", "pk"] = "random"
+    p: int = attrs.field(default=8, validator=_positive)
+    k: int = attrs.field(default=4, validator=_positive)
+
+
+@attrs.frozen
+class DataSection:
+    """``[data]``: dataset, batching and transforms."""
+
+    dataset: dict[str, Any] = attrs.field(factory=lambda: {"name": "demo"})
+    batch_size: int = attrs.field(default=16, validator=_positive)
+    eval_batch_size: int = attrs.field(default=16, validator=_positive)
+    num_workers: int = attrs.field(default=0, validator=_non_negative)
+    drop_last: bool = False
+    skip_bad_images: bool = False
+    sampler: SamplerSection = SamplerSection()
+    train_transform: TransformSection = TransformSection(kind="train")
+    eval_transform: TransformSection = TransformSection(kind="eval")
+
+
+@attrs.frozen
+class ParamGroup:
+    """One parameter group: parameters whose name contains ``match`` get ``lr * lr_mult``."""
+
+    match: str
+    lr_mult: float = 1.0
+    weight_decay: float | None = None
+
+
+@attrs.frozen
+class OptimizerSection:
+    """``[optimizer]``."""
+
+    name: Literal["sgd", "adam", "adamw", "rmsprop"] = "sgd"
+    lr: float = attrs.field(default=2.5e-4, validator=_positive)
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    nesterov: bool = False
+    betas: tuple[float, float] = (0.9, 0.999)
+    param_groups: tuple[ParamGroup, ...] = ()
+
+
+@attrs.frozen
+class ScheduleSection:
+    """``[schedule]``: learning-rate schedule stepped per ``unit`` (round = outer iteration or epoch)."""
+
+    name: Literal["constant", "multistep", "cosine", "step"] = "constant"
+    unit: Literal["round", "epoch", "step"] = "round"
+    milestones: tuple[int, ...] = ()
+    gamma: float = 0.1
+    step_size: int = 1
+    warmup: int = 0
+    min_lr: float = 0.0
+
+
+@attrs.frozen
+class TrainSection:
+    """``[train]``: device, precision, checkpoints, model selection."""
+
+    device: str = "auto"
+    amp: Literal["none", "bf16", "fp16"] = "none"
+    channels_last: bool = False
+    compile: bool = False
+    grad_clip: float = attrs.field(default=0.0, validator=_non_negative)
+    #: "last", "best_val" (validation split carved from train), "best_query" (the official, test-selected)
+    selection: Literal["last", "best_val", "best_query"] = "last"
+    val_fraction: float = 0.1
+    #: evaluate every N rounds (0 = only at the end)
+    eval_every: int = attrs.field(default=0, validator=_non_negative)
+    #: write a checkpoint every N optimiser steps (0 = at the end of each round only)
+    checkpoint_every: int = attrs.field(default=0, validator=_non_negative)
+    log_every: int = attrs.field(default=10, validator=_positive)
+    tensorboard: bool = False
+    progress: bool = True
+    #: freeze parameters whose name contains one of these strings
+    freeze: tuple[str, ...] = ()
+    deterministic: bool = True
+
+
+@attrs.frozen
+class EvalSection:
+    """``[eval]``: what is measured after training."""
+
+    metrics: tuple[str, ...] = ("map",)
+    #: database codes: "learned" (protocol's B, ADSH family), "encoded" (through the network), or both
+    database: tuple[Literal["learned", "encoded"], ...] = ("encoded",)
+    #: mAP@k cut-offs (0 = all)
+    topk: tuple[int, ...] = (0,)
+    #: "index" (stable, by database index) or "tie_aware" headline figure (both are always reported)
+    ties: Literal["index", "tie_aware"] = "index"
+    #: official SEMICON parity: drop the last-ranked database item (topk = -1 slice)
+    drop_last_item: bool = False
+    #: evaluate the real-valued descriptor by cosine similarity too
+    descriptor: bool = False
+    #: limit the query and database sizes (0 = all): quick checks on big sets
+    max_queries: int = 0
+    max_database: int = 0
+
+
+@attrs.frozen
+class Recipe:
+    """A fully resolved, validated recipe."""
+
+    name: str
+    description: str
+    seed: int
+    code_lengths: tuple[int, ...]
+    model: ModelSection
+    backbone: ComponentRef
+    attention: tuple[ComponentRef, ...]
+    channel_interaction: ComponentRef | None
+    aggregation: ComponentRef
+    hash_head: ComponentRef | None
+    losses: tuple[ComponentRef, ...]
+    protocol: ComponentRef
+    data: DataSection
+    dataset: ComponentRef
+    optimizer: OptimizerSection
+    schedule: ScheduleSection
+    train: TrainSection
+    eval: EvalSection
+    #: the merged recipe data after extends and overrides (what is saved beside a run)
+    raw: dict[str, Any] = attrs.field(eq=False, repr=False)
+    source: str = ""
+    #: free-form notes: where values come from, official logged numbers
+    provenance: dict[str, Any] = attrs.field(factory=dict, eq=False)

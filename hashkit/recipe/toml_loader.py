@@ -1,0 +1,103 @@
+"""Reading recipe TOML files with ``extends`` inheritance (deep merge) and key provenance."""
+
+from __future__ import annotations
+
+import copy
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from hashkit.errors import RecipeError
+
+#: a recipe ``extends`` path that starts with this prefix is looked up among the installed recipes
+BUILTIN_PREFIX = "hashkit:"
+
+
+def builtin_recipe_dir() -> Path:
+    """The ``recipes/`` directory shipped with hashkit (repository checkout or installed package data)."""
+    here = Path(__file__).resolve().parent.parent
+    for candidate in (here.parent / "recipes", here / "recipes"):
+        if candidate.is_dir():
+            return candidate
+    return here.parent / "recipes"
+
+
+def resolve_recipe_path(name: str | Path, *, relative_to: Path | None = None) -> Path:
+    """A path as given, relative to the including file, or a built-in recipe name (``semicon-demo``)."""
+    text = str(name)
+    if text.startswith(BUILTIN_PREFIX):
+        text = text[len(BUILTIN_PREFIX):]
+        return builtin_recipe_dir() / (text if text.endswith(".toml") else text + ".toml")
+    path = Path(text).expanduser()
+    if not path.is_absolute() and relative_to is not None:
+        path = relative_to / path
+    if not path.exists() and not text.endswith(".toml") and "/" not in text:
+        builtin = builtin_recipe_dir() / (text + ".toml")
+        if builtin.exists():
+            return builtin
+    return path
+
+
+def deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    """``top`` over ``base``: tables merge key by key, everything else (arrays included) is replaced."""
+    out = copy.deepcopy(base)
+    for key, value in top.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def _record(prov: dict[str, str], data: Any, file: str, prefix: str = "") -> None:
+    if isinstance(data, dict):
+        for key, value in data.items():
+            path = f"{prefix}.{key}" if prefix else key
+            prov[path] = file
+            _record(prov, value, file, path)
+    elif isinstance(data, list):
+        for i, value in enumerate(data):
+            _record(prov, value, file, f"{prefix}[{i}]")
+
+
+def load_toml_with_extends(path: Path, *, _chain: tuple[Path, ...] = ()) -> tuple[dict[str, Any], dict[str, str]]:
+    """Load ``path`` and everything it extends; return the merged data and ``dotted key -> file``."""
+    path = Path(path)
+    shown = str(path)
+    if not path.exists():
+        origin = f" (extended by {_chain[-1]})" if _chain else ""
+        raise RecipeError(f"recipe file not found{origin}", file=shown)
+    resolved = path.resolve()
+    if resolved in _chain:
+        cycle = " -> ".join(str(p) for p in (*_chain, resolved))
+        raise RecipeError(f"cyclic extends: {cycle}", file=shown, key="extends")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise RecipeError(f"invalid TOML: {exc}", file=shown) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RecipeError(f"cannot read recipe: {exc}", file=shown) from None
+
+    parents = data.pop("extends", None)
+    if parents is None:
+        parents = []
+    elif isinstance(parents, str):
+        parents = [parents]
+    elif not (isinstance(parents, list) and all(isinstance(p, str) for p in parents)):
+        raise RecipeError(
+            f"expected a file name or a list of file names, found {type(parents).__name__} {parents!r}",
+            file=shown,
+            key="extends",
+        )
+    merged: dict[str, Any] = {}
+    prov: dict[str, str] = {}
+    for parent in parents:
+        parent_path = resolve_recipe_path(parent, relative_to=path.parent)
+        if not parent_path.exists():
+            raise RecipeError(f"extends a file that does not exist: {parent_path}", file=shown, key="extends")
+        pdata, pprov = load_toml_with_extends(parent_path, _chain=(*_chain, resolved))
+        merged = deep_merge(merged, pdata)
+        prov.update(pprov)
+    merged = deep_merge(merged, data)
+    _record(prov, data, shown)
+    return merged, prov

@@ -1,0 +1,9 @@
+"""Built-in attention components (one per module); registered through the ``hashkit`` entry point ``attention``."""
+
+import hashkit
+from hashkit_plugins.discovery import register_package
+
+
+@hashkit.hookimpl
+def hashkit_register(register):
+    register_package(__name__, register)
