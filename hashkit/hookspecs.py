@@ -32,4 +32,6 @@ def hashkit_register(register):  # pragma: no cover - specification only
       ``ConfigClass`` and ``ctx`` a :class:`hashkit.interfaces.BuildContext`.
     - ``config``: a frozen attrs class with typed, defaulted fields (the component's parameters).
     - ``description``: optional keyword, one line; defaults to the first line of the factory's docstring.
+    - ``example``: optional keyword, ``() -> hashkit.testing.ComponentExample`` giving a tiny config, build
+      context and inputs for the registry-parametrised conformance tests (a default exists per kind).
     """

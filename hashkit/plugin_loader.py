@@ -123,8 +123,10 @@ def load_plugins(registry: Registry) -> None:
     for name, module, dist, version, builtin, source in candidates:
         components: list[tuple[str, str]] = []
 
-        def register(kind, comp_name, factory, config=None, *, description=None, _plugin=name, _acc=components):
-            registry.add(kind, comp_name, factory, config=config, plugin=_plugin, description=description)
+        def register(kind, comp_name, factory, config=None, *, description=None, example=None,
+                     _plugin=name, _acc=components):
+            registry.add(kind, comp_name, factory, config=config, plugin=_plugin, description=description,
+                         example=example)
             _acc.append((kind, comp_name))
 
         error = None

@@ -26,6 +26,8 @@ class Entry:
     config: type
     plugin: str
     description: str = ""
+    #: optional ``() -> hashkit.testing.ComponentExample``: a tiny context and inputs for conformance tests
+    example: Callable[[], Any] | None = None
 
     def default_config(self) -> Any:
         return self.config()
@@ -61,6 +63,7 @@ class Registry:
         config: type | None = None,
         plugin: str = "<direct>",
         description: str | None = None,
+        example: Callable[[], Any] | None = None,
     ) -> Entry:
         if kind not in self._entries:
             close = difflib.get_close_matches(kind, KINDS, n=1)
@@ -88,7 +91,9 @@ class Registry:
         if description is None:
             doc = (getattr(factory, "__doc__", None) or "").strip()
             description = doc.splitlines()[0] if doc else ""
-        entry = Entry(kind, name, factory, config, plugin, description)
+        if example is not None and not callable(example):
+            raise HashkitError(f"plugin {plugin!r} registered {kind} {name!r} with a non-callable example")
+        entry = Entry(kind, name, factory, config, plugin, description, example)
         self._entries[kind][name] = entry
         return entry
 

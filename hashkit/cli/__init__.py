@@ -1,0 +1,1 @@
+"""The ``hashkit`` command line: one module per command in :mod:`hashkit.cli.commands`."""

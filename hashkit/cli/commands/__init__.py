@@ -1,0 +1,1 @@
+"""Sub-commands of ``hashkit``; each module adds one (``add_parser(subparsers)``)."""

@@ -1,0 +1,279 @@
+"""Conformance checks for components: ``check_component(kind, name)`` builds a registered component on a
+tiny example and checks its declared tensor contract. hashkit's own registry-parametrised tests use it, and
+plugin authors can call it from theirs.
+
+A component may register ``example=`` (a zero-argument callable returning :class:`ComponentExample`) when
+the default example of its kind does not fit (a dataset needs files on disk, an aggregation needs maps).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+import attrs
+import torch
+
+from hashkit.interfaces import (
+    AggregationInput,
+    AggregationOutput,
+    AttentionOutput,
+    BuildContext,
+    FeatureSpec,
+    HeadOutput,
+    LossInputs,
+    LossResult,
+    RetrievalData,
+    RetrievalProblem,
+)
+
+
+@attrs.frozen
+class ComponentExample:
+    """A tiny, fast example for a component's conformance test.
+
+    - ``config``: overrides of the default config (keep widths and sizes tiny);
+    - ``ctx``: the build context, or ``None`` for the kind's default;
+    - ``inputs``: positional arguments of ``forward`` / ``__call__``, or ``None`` for the kind's default
+      (a callable ``(component) -> tuple`` is allowed when inputs depend on the built component);
+    - ``prepare``: ``(tmp_dir) -> dict`` of extra config values (datasets write miniature files here);
+    - ``check``: ``(component, output) -> None`` extra assertions.
+    """
+
+    config: dict[str, Any] = attrs.field(factory=dict)
+    ctx: BuildContext | None = None
+    inputs: Any = None
+    prepare: Callable[[Path], dict[str, Any]] | None = None
+    check: Callable[[Any, Any], None] | None = None
+
+
+def _tiny_backbone():
+    from hashkit.assemble import make_component
+
+    return make_component("backbone", "tiny_cnn", {"width": 4, "until": "stage3"})
+
+
+def default_example(kind: str) -> ComponentExample:
+    g = torch.Generator().manual_seed(0)
+    if kind == "backbone":
+        return ComponentExample(inputs=lambda comp: (torch.randn(2, 3, 64, 64, generator=g), list(comp.stage_specs)))
+    if kind == "attention":
+        return ComponentExample(ctx=BuildContext(in_spec=FeatureSpec(16, 8)),
+                                inputs=(torch.randn(2, 16, 8, 8, generator=g),))
+    if kind == "channel_interaction":
+        return ComponentExample(ctx=BuildContext(in_spec=FeatureSpec(64, 16)),
+                                inputs=(torch.randn(2, 64, 4, 4, generator=g),))
+    if kind == "aggregation":
+        spec = FeatureSpec(16, 8)
+        return ComponentExample(
+            ctx=BuildContext(in_spec=spec, stages={"stage3": spec}, code_length=12, num_classes=5),
+            inputs=(AggregationInput(features=torch.randn(2, 16, 8, 8, generator=g),
+                                     stages={"stage3": torch.randn(2, 16, 8, 8, generator=g)},
+                                     image=torch.randn(2, 3, 64, 64, generator=g)),),
+        )
+    if kind == "hash_head":
+        return ComponentExample(ctx=BuildContext(code_length=12, num_classes=5, descriptor_dims={"global": 32}),
+                                inputs=({"global": torch.randn(2, 32, generator=g)},))
+    if kind == "loss":
+        return ComponentExample(ctx=BuildContext(code_length=12, num_classes=5, descriptor_dims={"global": 32},
+                                                 head_classes=5),
+                                inputs=lambda comp: (example_loss_inputs(),))
+    if kind == "training_protocol":
+        return ComponentExample(ctx=BuildContext(code_length=12, num_classes=3, num_train=24))
+    if kind == "metric":
+        q = torch.randint(0, 2, (6, 12), generator=g).float() * 2 - 1
+        d = torch.randint(0, 2, (20, 12), generator=g).float() * 2 - 1
+        ql = torch.nn.functional.one_hot(torch.randint(0, 3, (6,), generator=g), 3).float()
+        dl = torch.nn.functional.one_hot(torch.randint(0, 3, (20,), generator=g), 3).float()
+        return ComponentExample(inputs=(RetrievalProblem(q, d, ql, dl),))
+    return ComponentExample()
+
+
+def example_loss_inputs(batch: int = 6, code_length: int = 12, num_classes: int = 5, dim: int = 32,
+                        seed: int = 0) -> LossInputs:
+    """Random loss inputs with gradients enabled on codes, logits, descriptor and class logits."""
+    g = torch.Generator().manual_seed(seed)
+    logits = torch.randn(batch, code_length, generator=g).requires_grad_()
+    labels = torch.nn.functional.one_hot(torch.arange(batch) % 3, num_classes).float()
+    return LossInputs(
+        codes=torch.tanh(logits),
+        logits=logits,
+        descriptor=torch.randn(batch, dim, generator=g).requires_grad_(),
+        class_logits=torch.randn(batch, num_classes, generator=g).requires_grad_(),
+        labels=labels,
+        indices=torch.arange(batch),
+    )
+
+
+def _resolve_example(entry) -> ComponentExample:
+    base = default_example(entry.kind)
+    if entry.example is None:
+        return base
+    ex = entry.example()
+    return attrs.evolve(ex, ctx=ex.ctx if ex.ctx is not None else base.ctx,
+                        inputs=ex.inputs if ex.inputs is not None else base.inputs)
+
+
+def check_component(kind: str, name: str) -> Any:
+    """Build ``kind``/``name`` from its example and check its contract; returns the output."""
+    from hashkit.assemble import make_component
+    from hashkit.registry import get_registry
+
+    entry = get_registry().get(kind, name)
+    ex = _resolve_example(entry)
+    torch.manual_seed(0)
+    with tempfile.TemporaryDirectory() as tmp:
+        config = dict(ex.config)
+        if ex.prepare is not None:
+            config.update(ex.prepare(Path(tmp)))
+        comp = make_component(kind, name, config, ex.ctx or BuildContext())
+        inputs = ex.inputs(comp) if callable(ex.inputs) else (ex.inputs or ())
+        out = _CHECKS[kind](comp, inputs, ex.ctx or BuildContext())
+        if ex.check is not None:
+            ex.check(comp, out)
+    return out
+
+
+def _finite(t: torch.Tensor, what: str) -> None:
+    assert torch.isfinite(t).all(), f"{what} has non-finite values"
+
+
+def _check_backbone(comp, inputs, ctx):
+    x, taps = inputs
+    comp.eval()
+    out = comp(x, taps)
+    assert list(out) == list(taps), f"backbone returned taps {list(out)}, asked for {list(taps)}"
+    for tap, t in out.items():
+        spec = comp.stage_specs[tap]
+        assert t.shape[1] == spec.channels, f"stage {tap}: {t.shape[1]} channels, declared {spec.channels}"
+        if spec.stride:
+            exp = -(-x.shape[-1] // spec.stride)
+            assert t.shape[-1] == exp, f"stage {tap}: width {t.shape[-1]}, stride {spec.stride} implies {exp}"
+        _finite(t, f"stage {tap}")
+    return out
+
+
+def _check_attention(comp, inputs, ctx):
+    (x,) = inputs
+    for mode in (True, False):
+        comp.train(mode)
+        out = comp(x)
+        assert isinstance(out, AttentionOutput), "attention must return AttentionOutput"
+        assert out.features.shape == (x.shape[0], comp.out_channels, *x.shape[2:]), \
+            f"features {tuple(out.features.shape)}, expected {(x.shape[0], comp.out_channels, *x.shape[2:])}"
+        if comp.num_maps:
+            assert out.maps is not None and out.maps.shape == (x.shape[0], comp.num_maps, *x.shape[2:])
+            assert (out.maps >= 0).all(), "attention maps must be non-negative"
+        else:
+            assert out.maps is None
+        _finite(out.features, "attention features")
+    comp.train()
+    xg = x.clone().requires_grad_()
+    out = comp(xg)
+    total = out.features.sum() + (out.maps.sum() if out.maps is not None else 0)
+    total.backward()
+    assert xg.grad is not None and torch.isfinite(xg.grad).all(), "attention is not differentiable w.r.t. its input"
+    return out
+
+
+def _check_channel_interaction(comp, inputs, ctx):
+    (x,) = inputs
+    xg = x.clone().requires_grad_()
+    out = comp(xg)
+    assert out.shape == x.shape, f"channel interaction changed the shape {tuple(x.shape)} -> {tuple(out.shape)}"
+    out.sum().backward()
+    assert xg.grad is not None and torch.isfinite(xg.grad).all()
+    return out
+
+
+def _check_aggregation(comp, inputs, ctx):
+    (inp,) = inputs
+    out = comp(inp)
+    assert isinstance(out, AggregationOutput), "aggregation must return AggregationOutput"
+    assert list(out.descriptors) == list(comp.descriptor_dims), \
+        f"descriptors {list(out.descriptors)} != declared {list(comp.descriptor_dims)}"
+    for k, t in out.descriptors.items():
+        assert t.shape == (inp.features.shape[0], comp.descriptor_dims[k]), f"descriptor {k}: {tuple(t.shape)}"
+        _finite(t, f"descriptor {k}")
+    return out
+
+
+def _check_hash_head(comp, inputs, ctx):
+    (desc,) = inputs
+    out = comp(desc)
+    b = next(iter(desc.values())).shape[0]
+    assert isinstance(out, HeadOutput)
+    assert out.codes.shape == (b, comp.code_length) and out.logits.shape == (b, comp.code_length)
+    assert out.codes.abs().max() <= 1 + 1e-6, "relaxed codes must lie in [-1, 1]"
+    if comp.num_classes:
+        assert out.class_logits is not None and out.class_logits.shape == (b, comp.num_classes)
+    return out
+
+
+def _check_loss(comp, inputs, ctx):
+    (li,) = inputs
+    res = comp(li)
+    assert isinstance(res, LossResult)
+    assert res.value.ndim == 0 and torch.isfinite(res.value), f"loss value {res.value}"
+    for k, v in res.parts.items():
+        assert v.ndim == 0, f"loss part {k} is not a scalar"
+    if res.value.requires_grad:
+        res.value.backward()
+        for name in ("logits", "descriptor", "class_logits"):
+            t = getattr(li, name)
+            if t is not None and t.grad is not None:
+                _finite(t.grad, f"gradient w.r.t. {name}")
+    return res
+
+
+def _check_protocol(comp, inputs, ctx):
+    n = ctx.num_train or 24
+    labels = torch.nn.functional.one_hot(torch.arange(n) % (ctx.num_classes or 3), ctx.num_classes or 3).float()
+    g = torch.Generator().manual_seed(0)
+    comp.setup(labels, g)
+    order = comp.begin_round(0, g)
+    assert order.dtype == torch.int64 and order.ndim == 1 and len(order) > 0
+    idx = order[:4]
+    state = comp.batch_state(idx)
+    assert isinstance(state, dict)
+    comp.observe(idx, torch.tanh(torch.randn(len(idx), ctx.code_length or 12)))
+    comp.end_round()
+    sd = comp.state_dict()
+    assert all(isinstance(v, torch.Tensor) for v in sd.values()), "protocol state must be tensors"
+    comp.load_state_dict(sd)
+    db = comp.database_codes()
+    if db is not None:
+        assert db.shape == (n, ctx.code_length)
+    return sd
+
+
+def _check_dataset(comp, inputs, ctx):
+    assert isinstance(comp, RetrievalData), "a dataset factory must return RetrievalData"
+    for split in ("train", "query", "database"):
+        s = comp.split(split)
+        assert s.targets.shape == (len(s), comp.num_classes)
+        if len(s):
+            img = s.reader(s.items[0])
+            assert img.mode == "RGB", f"reader returned mode {img.mode}"
+    return comp
+
+
+def _check_metric(comp, inputs, ctx):
+    (problem,) = inputs
+    out = comp(problem)
+    assert isinstance(out, dict) and out, "a metric returns a non-empty dict"
+    return out
+
+
+_CHECKS = {
+    "backbone": _check_backbone,
+    "attention": _check_attention,
+    "channel_interaction": _check_channel_interaction,
+    "aggregation": _check_aggregation,
+    "hash_head": _check_hash_head,
+    "loss": _check_loss,
+    "training_protocol": _check_protocol,
+    "dataset": _check_dataset,
+    "metric": _check_metric,
+}
