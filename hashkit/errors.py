@@ -15,6 +15,7 @@ __all__ = [
     "DataError",
     "CheckpointError",
     "CodeFileError",
+    "TrainingError",
 ]
 
 
@@ -61,3 +62,7 @@ class CheckpointError(HashkitError):
 
 class CodeFileError(HashkitError):
     """A code file (packed hash codes) is truncated, inconsistent or of an unknown format."""
+
+
+class TrainingError(HashkitError):
+    """Training cannot go on (a NaN or inf loss): names the step and the loss parts; checkpoints stay intact."""

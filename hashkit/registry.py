@@ -13,7 +13,7 @@ from typing import Any, Callable, Iterator
 import attrs
 
 from hashkit.errors import DuplicateComponentError, HashkitError, UnknownComponentError
-from hashkit.interfaces import KINDS
+from hashkit.kinds import KINDS
 
 
 @attrs.frozen

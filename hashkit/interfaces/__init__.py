@@ -29,17 +29,7 @@ from hashkit.interfaces.loss import Loss, LossInputs, LossResult
 from hashkit.interfaces.metric import Metric, RetrievalProblem
 from hashkit.interfaces.protocol import TrainingProtocol
 
-KINDS: tuple[str, ...] = (
-    "backbone",
-    "attention",
-    "channel_interaction",
-    "aggregation",
-    "hash_head",
-    "loss",
-    "training_protocol",
-    "dataset",
-    "metric",
-)
+from hashkit.kinds import KINDS
 
 __all__ = [
     "KINDS",

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from hashkit.errors import RecipeError, UnknownComponentError
-from hashkit.recipe.coerce import _found, build_config
+from hashkit.recipe.coerce import _Fail, _found, build_config, coerce_value
 from hashkit.recipe.overrides import apply_overrides
 from hashkit.recipe.schema import (
     ComponentRef,
@@ -88,6 +88,13 @@ def _component(kind: str, table: Any, key: str, file: str, prov: dict[str, str],
     return ComponentRef(kind=kind, name=name, config=config, weight=float(weight), key=key)
 
 
+def _scalar(tp: type, value: Any, key: str, file: str, prov: dict[str, str]) -> Any:
+    try:
+        return coerce_value(tp, value, key)
+    except _Fail as fail:
+        raise _fail(fail.message, key, file, prov) from None
+
+
 def validate_recipe_data(data: dict[str, Any], *, file: str = "<recipe>", provenance: dict[str, str] | None = None) -> Recipe:
     prov = provenance or {}
     for key in data:
@@ -96,12 +103,8 @@ def validate_recipe_data(data: dict[str, Any], *, file: str = "<recipe>", proven
             hint = f"; closest: {close[0]!r}" if close else ""
             raise _fail(f"unknown key{hint}; expected one of: {', '.join(sorted(TOP_LEVEL))}", key, file, prov)
 
-    name = data.get("name", Path(file).stem if file != "<recipe>" else "recipe")
-    if not isinstance(name, str):
-        raise _fail(f"expected str, found {_found(name)}", "name", file, prov)
-    description = data.get("description", "")
-    if not isinstance(description, str):
-        raise _fail(f"expected str, found {_found(description)}", "description", file, prov)
+    name = _scalar(str, data.get("name", Path(file).stem if file != "<recipe>" else "recipe"), "name", file, prov)
+    description = _scalar(str, data.get("description", ""), "description", file, prov)
     seed = data.get("seed", 0)
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise _fail(f"expected int, found {_found(seed)}", "seed", file, prov)

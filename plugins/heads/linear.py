@@ -1,8 +1,10 @@
 """``linear``: a hash layer on the concatenated descriptors, optional hidden layer and classifier.
 
-``logits = W2 · act(W1 · d)`` (or ``W · d`` without hidden layer), ``codes = tanh(scale · logits)``;
-with ``classifier = true`` a linear classifier on the relaxed codes gives ``class_logits`` (the semantic
-classifier "on the code" of GDF-Net).
+``logits = scale · (W2 · act(W1 · d))`` (or ``scale · (W · d + b)`` without hidden layer; with
+``scale_at = "input"`` the descriptor is scaled instead, ``W · (scale · d) + b``, as GDF-Net's
+``Linear(100·z)``), ``codes = tanh(logits)``; with ``classifier = true`` a linear classifier on the relaxed
+codes (``classifier_on = "logits"``: on the pre-activation values, GDF-Net's semantic classifier on ``h``)
+gives ``class_logits``.
 """
 
 from __future__ import annotations
@@ -26,8 +28,14 @@ class LinearHeadConfig:
     activation: Literal["tanh", "identity", "sign_ste"] = "tanh"
     #: multiply logits before the activation (GDF-Net's x100 style scale)
     scale: float = 1.0
+    #: where ``scale`` applies: "output" (the logits) or "input" (the descriptor, so the bias is not scaled)
+    scale_at: Literal["output", "input"] = "output"
     #: add a linear classifier on the relaxed codes (needs the dataset's class count)
     classifier: bool = False
+    #: what the classifier reads: the relaxed "codes" or the pre-activation "logits"
+    classifier_on: Literal["codes", "logits"] = "codes"
+    #: bias of the classifier (GDF-Net's semantic classifier has none)
+    classifier_bias: bool = True
     dropout: float = attrs.field(default=0.0, validator=[attrs.validators.ge(0.0), attrs.validators.lt(1.0)])
 
 
@@ -57,18 +65,23 @@ class LinearHead(HashHead):
             layers.append(nn.Linear(in_dim, code_length, bias=cfg.bias))
         self.hash = nn.Sequential(*layers)
         self.num_classes = num_classes if cfg.classifier else 0
-        self.classifier = nn.Linear(code_length, num_classes) if cfg.classifier else None
+        self.classifier = nn.Linear(code_length, num_classes, bias=cfg.classifier_bias) if cfg.classifier else None
 
     def forward(self, descriptors: dict[str, Tensor]) -> HeadOutput:
         d = torch.cat([descriptors[k] for k in self.descriptor_dims], dim=1)
-        logits = self.hash(d) * self.cfg.scale
+        if self.cfg.scale_at == "input":
+            logits = self.hash(d * self.cfg.scale)
+        else:
+            logits = self.hash(d) * self.cfg.scale
         if self.cfg.activation == "tanh":
             codes = torch.tanh(logits)
         elif self.cfg.activation == "sign_ste":
             codes = _SignSTE.apply(logits)
         else:
             codes = logits
-        class_logits = self.classifier(codes) if self.classifier is not None else None
+        class_logits = None
+        if self.classifier is not None:
+            class_logits = self.classifier(logits if self.cfg.classifier_on == "logits" else codes)
         return HeadOutput(logits=logits, codes=codes, class_logits=class_logits)
 
 

@@ -1,0 +1,60 @@
+"""``hashkit recipe validate|show FILE [--set ...]``: check a recipe, or print it resolved with a model summary."""
+
+from __future__ import annotations
+
+import argparse
+
+from hashkit.cli.args import add_set_option
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("recipe", help="validate or show a recipe",
+                       description="Validate a recipe against the registered components, or show it fully "
+                                   "resolved (extends and --set applied) with a model summary.")
+    rsub = p.add_subparsers(dest="recipe_command", metavar="ACTION", parser_class=type(p))
+    for name, helptext in (("validate", "check a recipe; exit 2 with a one-line error if it is invalid"),
+                           ("show", "print the resolved recipe and a model summary with parameter counts")):
+        q = rsub.add_parser(name, help=helptext, description=helptext)
+        q.add_argument("file", help="recipe file or built-in recipe name (e.g. semicon-demo)")
+        add_set_option(q)
+        if name == "show":
+            q.add_argument("--no-model", action="store_true", help="skip building the model")
+            q.add_argument("--code-length", type=int, default=None, help="code length to build (default: first)")
+        q.set_defaults(func=run_validate if name == "validate" else run_show)
+    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+
+
+def run_validate(args: argparse.Namespace) -> int:
+    from hashkit.recipe import load_recipe
+
+    recipe = load_recipe(args.file, args.overrides)
+    print(f"{recipe.source}: ok ({recipe.name}; code lengths {list(recipe.code_lengths) or '-'})")
+    return 0
+
+
+def run_show(args: argparse.Namespace) -> int:
+    from hashkit.recipe import load_recipe
+    from hashkit.recipe.toml_writer import dumps_toml
+
+    recipe = load_recipe(args.file, args.overrides)
+    print(f"# resolved recipe: {recipe.source}")
+    print(dumps_toml(recipe.raw))
+    if args.no_model:
+        return 0
+    from hashkit.assemble import build_model
+    from hashkit.model.summary import model_summary
+
+    model = build_model(recipe, args.code_length, num_classes=_num_classes_hint(recipe))
+    print(model_summary(model))
+    return 0
+
+
+def _num_classes_hint(recipe) -> int | None:
+    """Classes for classifier heads, from the dataset if it can be loaded, else None."""
+    from hashkit.assemble import build_dataset
+    from hashkit.errors import HashkitError
+
+    try:
+        return build_dataset(recipe).num_classes
+    except HashkitError:
+        return None

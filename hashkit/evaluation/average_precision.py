@@ -1,0 +1,187 @@
+"""Per-query ranking statistics for one block of queries: AP (stable ties), tie-aware expected AP, top-k sums.
+
+Two kernels give the same :class:`BlockStats`:
+
+- :func:`hamming_block_stats`: integer distances ``0..L`` (Hamming). No sorting: the rank of a relevant item
+  ``j`` under the stable order (distance, then database index) is
+  ``#{d_i < d_j} + #{i <= j : d_i = d_j}``; the first term comes from per-query distance histograms, the
+  second from histograms over database index blocks of size ``S`` plus a scan of ``S`` entries inside the
+  item's block. Cost per query ``O(N + (N/S)(L+1) + R S)``.
+- :func:`sorted_block_stats`: any real-valued distance (cosine); a stable ``argsort`` per query.
+
+Tie-aware AP (McSherry & Najork 2008, closed form) takes tie groups in increasing distance; a group of ``n``
+items with ``r`` relevant, preceded by ``p`` items of which ``c`` are relevant, adds
+
+    sum_{i=1..n} (r/n) (c + 1 + (i-1)(r-1)/(n-1)) / (p+i)
+      = (r/n) [ (a - b(p+1)) (H(p+n) - H(p)) + b n ],   a = c + 1,  b = (r-1)/(n-1)  (b = 0 if n = 1)
+
+to ``sum_j rel_j P@j`` (``H`` = harmonic numbers); positions beyond ``k`` are cut for the top-k variants.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import attrs
+import numpy as np
+
+
+@attrs.define
+class BlockStats:
+    """Per-query sums for a block of ``B`` queries (all float64 ``(B,)`` unless said otherwise).
+
+    ``num_relevant`` R; ``ap_sum`` = sum over relevant items of P@rank (stable ties); ``ap_tie_sum`` its
+    expectation over orderings inside tie groups; per cut-off ``k`` (dict keys): ``hits[k]`` relevant items
+    in the top k, ``ap_sum_k[k]`` the sum restricted to ranks <= k, and their tie-aware expectations
+    ``hits_tie[k]``, ``ap_tie_sum_k[k]``. ``hist`` / ``hist_rel`` ``(B, L+1)`` distance histograms of all and
+    of relevant items (Hamming kernel only, else None).
+    """
+
+    num_relevant: np.ndarray
+    ap_sum: np.ndarray
+    ap_tie_sum: np.ndarray
+    hits: dict[int, np.ndarray]
+    ap_sum_k: dict[int, np.ndarray]
+    hits_tie: dict[int, np.ndarray]
+    ap_tie_sum_k: dict[int, np.ndarray]
+    hist: np.ndarray | None = None
+    hist_rel: np.ndarray | None = None
+
+
+_HARMONIC = np.zeros(1)
+
+
+def harmonic(upto: int) -> np.ndarray:
+    """``H[m] = sum_{t=1..m} 1/t`` for ``m = 0..upto`` (float64, cached and grown on demand)."""
+    global _HARMONIC
+    if len(_HARMONIC) <= upto:
+        size = max(upto + 1, 2 * len(_HARMONIC))
+        table = np.zeros(size)
+        np.cumsum(1.0 / np.arange(1, size), out=table[1:])
+        _HARMONIC = table
+    return _HARMONIC
+
+
+def tie_aware_sums(group_sizes: np.ndarray, group_relevant: np.ndarray, ks: Sequence[int]
+                   ) -> tuple[np.ndarray, dict[int, np.ndarray], dict[int, np.ndarray]]:
+    """Expected ``sum_j rel_j P@j`` for groups ``(B, G)`` given in rank order (sizes ``n``, relevant ``r``).
+
+    Returns ``(total (B,), {k: expected sum over ranks <= k}, {k: expected hits in the top k})``.
+    """
+    n = group_sizes.astype(np.float64)
+    r = group_relevant.astype(np.float64)
+    p = np.cumsum(n, axis=1) - n
+    c = np.cumsum(r, axis=1) - r
+    num_total = int(p[:, -1].max() + n[:, -1].max()) if n.size else 0
+    table = harmonic(num_total + 1)
+    safe_n = np.maximum(n, 1.0)
+    prob = r / safe_n
+    slope = np.where(n > 1, (r - 1) / np.maximum(n - 1, 1.0), 0.0)
+    offset = (c + 1) - slope * (p + 1)
+    p_idx = p.astype(np.int64)
+
+    def partial(m: np.ndarray) -> np.ndarray:
+        gain = offset * (table[p_idx + m.astype(np.int64)] - table[p_idx]) + slope * m
+        return (prob * gain).sum(axis=1)
+
+    total = partial(n)
+    sums_k: dict[int, np.ndarray] = {}
+    hits_k: dict[int, np.ndarray] = {}
+    for k in ks:
+        m = np.clip(k - p, 0, n)
+        sums_k[k] = partial(m)
+        hits_k[k] = (prob * m).sum(axis=1)
+    return total, sums_k, hits_k
+
+
+def _empty_topk(ks: Sequence[int], b: int) -> dict[int, np.ndarray]:
+    return {k: np.zeros(b) for k in ks}
+
+
+def hamming_block_stats(dist: np.ndarray, rel: np.ndarray, num_bits: int, ks: Sequence[int] = (),
+                        drop_last_item: bool = False, index_block: int | None = None) -> BlockStats:
+    """Statistics of a query block from integer distances ``dist (B, N)`` in ``0..num_bits`` and ``rel (B, N)``.
+
+    Ranking: increasing distance, ties by increasing database index. ``drop_last_item`` removes, per query,
+    the item ranked last (largest distance, then largest index) before anything is computed.
+    """
+    b, n = dist.shape
+    v = num_bits + 1
+    s = index_block or max(64, v)
+    nb = -(-n // s)
+    rel = np.asarray(rel, dtype=bool)
+    rows = np.arange(b)
+    # per-query histograms over (index block, distance)
+    key = np.empty((b, n), dtype=np.intp)
+    np.add(dist, ((np.arange(n) // s) * v)[None, :], out=key, casting="unsafe")
+    key += (rows * (nb * v))[:, None]
+    block_hist = np.bincount(key.ravel(), minlength=b * nb * v).reshape(b, nb, v)
+    del key
+    hist = block_hist.sum(axis=1)
+    last = None
+    if drop_last_item and n:
+        dmax = dist.max(axis=1)
+        last = n - 1 - np.argmax((dist == dmax[:, None])[:, ::-1], axis=1)
+        hist[rows, dmax] -= 1
+        if rel[rows, last].any():
+            rel = rel.copy()
+            rel[rows, last] = False
+    qi, j = np.nonzero(rel)
+    d = dist[qi, j].astype(np.intp)
+    less = np.cumsum(hist, axis=1) - hist
+    block_prefix = np.cumsum(block_hist, axis=1) - block_hist
+    blk = j // s
+    pos = j - blk * s
+    if nb * s != n:
+        padded = np.full((b, nb * s), 255 if dist.dtype == np.uint8 else np.iinfo(dist.dtype).max, dist.dtype)
+        padded[:, :n] = dist
+    else:
+        padded = dist
+    window = padded.reshape(b, nb, s)[qi, blk]
+    same = (window == d[:, None].astype(dist.dtype)) & (np.arange(s)[None, :] <= pos[:, None])
+    rank = less[qi, d] + block_prefix[qi, blk, d] + same.sum(axis=1)
+    # rank among relevant items: sort pairs (already by query, then index) stably by (query, distance)
+    order = np.argsort(qi * v + d, kind="stable")
+    num_rel = np.bincount(qi, minlength=b)
+    start = np.cumsum(num_rel) - num_rel
+    rr = np.empty(len(qi), dtype=np.float64)
+    rr[order] = np.arange(len(qi)) - start[qi[order]] + 1
+    prec = rr / rank
+    ap_sum = np.bincount(qi, weights=prec, minlength=b)
+    hits, ap_k = {}, {}
+    for k in ks:
+        inside = rank <= k
+        hits[k] = np.bincount(qi, weights=inside.astype(np.float64), minlength=b)
+        ap_k[k] = np.bincount(qi, weights=prec * inside, minlength=b)
+    hist_rel = np.bincount(qi * v + d, minlength=b * v).reshape(b, v)
+    tie_total, tie_k, tie_hits = tie_aware_sums(hist, hist_rel, ks)
+    return BlockStats(num_rel.astype(np.float64), ap_sum, tie_total, hits, ap_k, tie_hits, tie_k, hist, hist_rel)
+
+
+def sorted_block_stats(dist: np.ndarray, rel: np.ndarray, ks: Sequence[int] = (),
+                       drop_last_item: bool = False) -> BlockStats:
+    """Statistics of a query block from real distances ``dist (B, N)`` (smaller = better) by stable argsort."""
+    b, n = dist.shape
+    order = np.argsort(dist, axis=1, kind="stable")
+    sd = np.take_along_axis(dist, order, axis=1)
+    srel = np.take_along_axis(np.asarray(rel, dtype=bool), order, axis=1)
+    if drop_last_item and n:
+        sd, srel, n = sd[:, :-1], srel[:, :-1], n - 1
+    if n == 0:
+        zeros = np.zeros(b)
+        return BlockStats(zeros, zeros, zeros, _empty_topk(ks, b), _empty_topk(ks, b), _empty_topk(ks, b),
+                          _empty_topk(ks, b))
+    relf = srel.astype(np.float64)
+    rr = np.cumsum(relf, axis=1)
+    prec = relf * rr / np.arange(1, n + 1)[None, :]
+    hits = {k: rr[:, min(k, n) - 1].copy() for k in ks}
+    ap_k = {k: prec[:, :k].sum(axis=1) for k in ks}
+    # tie groups in rank order
+    new_group = np.ones((b, n), dtype=bool)
+    new_group[:, 1:] = sd[:, 1:] != sd[:, :-1]
+    gid = np.cumsum(new_group, axis=1) - 1
+    flat = (np.arange(b)[:, None] * n + gid).ravel()
+    sizes = np.bincount(flat, minlength=b * n).reshape(b, n)
+    rel_sizes = np.bincount(flat, weights=relf.ravel(), minlength=b * n).reshape(b, n)
+    tie_total, tie_k, tie_hits = tie_aware_sums(sizes, rel_sizes, ks)
+    return BlockStats(rr[:, -1].copy(), prec.sum(axis=1), tie_total, hits, ap_k, tie_hits, tie_k)

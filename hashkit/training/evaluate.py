@@ -1,0 +1,149 @@
+"""Encoding splits with a trained model and scoring them: what the trainer reports after training.
+
+- Query codes: ``sign(codes)`` of the model in eval mode on the query split (eval transform, dataset order).
+- Database codes per ``recipe.eval.database``: ``"learned"`` takes the protocol's learned matrix
+  (``protocol.database_codes()``, ADSH's ``B``; its rows are the *training* split, so its labels are the
+  training split's), ``"encoded"`` runs the database split through the network.
+- ``recipe.eval.descriptor``: the real-valued descriptor (aggregation output) of query and database, ranked
+  by cosine similarity.
+
+Each database kind gives one result dict from :func:`hashkit.evaluation.evaluate`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import attrs
+import torch
+from torch import Tensor, nn
+
+from hashkit.codes.binarize import binarize
+from hashkit.errors import ContractError
+from hashkit.interfaces import RetrievalProblem, Split
+from hashkit.recipe.schema import Recipe
+
+
+@attrs.define
+class Encoded:
+    """Codes ``(n, L)`` float ±1 (``None`` without hash head), descriptors ``(n, D)`` (when asked), labels."""
+
+    labels: Tensor
+    codes: Tensor | None = None
+    descriptors: Tensor | None = None
+
+
+def _loader(split: Split, recipe: Recipe, limit: int):
+    from torch.utils.data import DataLoader, Subset
+
+    from hashkit.data.image_dataset import ImageDataset
+    from hashkit.data.transforms import build_transform
+
+    dataset = ImageDataset(split, build_transform(recipe.data.eval_transform),
+                           skip_bad_images=recipe.data.skip_bad_images)
+    if limit and limit < len(dataset):
+        dataset = Subset(dataset, range(limit))
+    return DataLoader(dataset, batch_size=recipe.data.eval_batch_size, shuffle=False,
+                      num_workers=recipe.data.num_workers)
+
+
+@torch.no_grad()
+def encode_split(model: nn.Module, split: Split, recipe: Recipe, device: torch.device, *, limit: int = 0,
+                 descriptors: bool = False, progress: bool = False, desc: str = "encode") -> Encoded:
+    """Run ``split`` through ``model`` (switched to eval mode for the call, restored after)."""
+    from tqdm import tqdm
+
+    was_training = model.training
+    model.eval()
+    codes, descs, labels = [], [], []
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(recipe.train.amp)
+    try:
+        loader = _loader(split, recipe, limit)
+        for images, targets, _ in tqdm(loader, desc=desc, leave=False, disable=not progress, unit="batch"):
+            images = images.to(device, non_blocking=True)
+            if recipe.train.channels_last:
+                images = images.contiguous(memory_format=torch.channels_last)
+            with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+                out = model(images)
+            if out.codes is not None:
+                codes.append(binarize(out.codes.float(), zero_to=getattr(model, "zero_to", "plus_one")).cpu())
+            if descriptors:
+                descs.append(out.descriptor.float().cpu())
+            labels.append(targets.float())
+    finally:
+        model.train(was_training)
+    return Encoded(labels=torch.cat(labels),
+                   codes=torch.cat(codes) if codes else None,
+                   descriptors=torch.cat(descs) if descs else None)
+
+
+def score(query: Tensor, database: Tensor, query_labels: Tensor, database_labels: Tensor, recipe: Recipe,
+          kind: str = "hamming") -> dict[str, Any]:
+    from hashkit.evaluation import evaluate
+
+    problem = RetrievalProblem(query=query, database=database, query_labels=query_labels,
+                               database_labels=database_labels, kind=kind)
+    return evaluate(problem, metrics=tuple(recipe.eval.metrics), topk=tuple(recipe.eval.topk),
+                    drop_last_item=recipe.eval.drop_last_item)
+
+
+@attrs.define
+class EvalResult:
+    """Scores by database kind (``"learned"``, ``"encoded"``, ``"descriptor"``) and the codes scored."""
+
+    scores: dict[str, dict[str, Any]]
+    codes: dict[str, Tensor]
+
+
+def evaluate_model(model: nn.Module, recipe: Recipe, *, query: Split, database: Split | None,
+                   learned: tuple[Tensor, Tensor] | None, device: torch.device, progress: bool = False,
+                   kinds: tuple[str, ...] | None = None,
+                   encode: Callable[..., Encoded] = encode_split) -> EvalResult:
+    """Score ``model`` with ``query`` against the database kinds of ``recipe.eval.database``.
+
+    ``learned`` is ``(codes (n, L), labels (n, C))`` from the protocol, or ``None`` when it learns none;
+    ``database`` is the split to encode for ``"encoded"``.
+    """
+    kinds = tuple(kinds or recipe.eval.database)
+    ev = recipe.eval
+    real_valued = getattr(model, "hash_head", None) is None
+    want_desc = ev.descriptor or real_valued
+    q = encode(model, query, recipe, device, limit=ev.max_queries, descriptors=want_desc, progress=progress,
+               desc="encode query")
+    scores: dict[str, dict[str, Any]] = {}
+    codes: dict[str, Tensor] = {"query_labels": q.labels}
+    db = None
+    if database is not None and ("encoded" in kinds or want_desc):
+        db = encode(model, database, recipe, device, limit=ev.max_database, descriptors=want_desc,
+                    progress=progress, desc="encode database")
+    if not real_valued:
+        codes["query"] = q.codes
+        for kind in kinds:
+            if kind == "learned":
+                if learned is None:
+                    raise ContractError(f"eval.database includes 'learned' but the training protocol "
+                                        f"{recipe.protocol.name!r} learns no database codes")
+                db_codes, db_labels = learned
+                if ev.max_database:
+                    db_codes, db_labels = db_codes[: ev.max_database], db_labels[: ev.max_database]
+                scores["learned"] = score(q.codes, db_codes, q.labels, db_labels, recipe)
+                codes["database_learned"], codes["database_learned_labels"] = db_codes, db_labels
+            elif kind == "encoded":
+                if db is None:
+                    raise ContractError("eval.database includes 'encoded' but there is no database split")
+                scores["encoded"] = score(q.codes, db.codes, q.labels, db.labels, recipe)
+                codes["database_encoded"], codes["database_encoded_labels"] = db.codes, db.labels
+    if want_desc:
+        if db is None:
+            raise ContractError("descriptor evaluation needs a database split to encode")
+        scores["descriptor"] = score(q.descriptors, db.descriptors, q.labels, db.labels, recipe, kind="cosine")
+    return EvalResult(scores=scores, codes=codes)
+
+
+def headline(scores: dict[str, dict[str, Any]], recipe: Recipe) -> float:
+    """The figure used for model selection: mAP (or tie-aware mAP) of the first database kind scored."""
+    key = "map_tie_aware" if recipe.eval.ties == "tie_aware" else "map"
+    for kind in (*recipe.eval.database, "descriptor"):
+        if kind in scores:
+            return float(scores[kind][key])
+    raise ContractError("nothing was scored")

@@ -1,0 +1,71 @@
+"""The per-code-length metrics log: JSON lines, optionally mirrored to TensorBoard.
+
+Each line is one event: ``{"event": "step", "step": 120, "round": 1, "epoch": 0, "lr": ..., "loss": ...,
+"<part>": ...}``, ``{"event": "round", ...}`` or ``{"event": "eval", "round": r, "split": "val", "map": ...}``.
+On resume, lines written after the checkpoint being resumed (``step`` greater than its step) are dropped,
+so the log of a resumed run equals the log of an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any, Mapping
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return value
+
+
+class MetricsLog:
+    """Append-only JSONL writer (rank 0 only); TensorBoard scalars when ``tensorboard`` and installed."""
+
+    def __init__(self, path: Path, *, tensorboard: bool = False, enabled: bool = True):
+        self.path = Path(path)
+        self.enabled = enabled
+        self._tb = None
+        if enabled and tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:
+                import warnings
+
+                warnings.warn("train.tensorboard = true but tensorboard is not installed; logging JSONL only",
+                              RuntimeWarning, stacklevel=2)
+            else:
+                self._tb = SummaryWriter(log_dir=str(self.path.parent / "tensorboard"))
+
+    def truncate_after(self, step: int) -> None:
+        """Drop events logged after optimiser step ``step`` (they will be replayed)."""
+        if not self.enabled or not self.path.is_file():
+            return
+        keep = []
+        for line in self.path.read_text().splitlines():
+            try:
+                event = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line cut by a kill
+            if event.get("step", 0) <= step:
+                keep.append(line)
+        self.path.write_text("".join(k + "\n" for k in keep))
+
+    def write(self, event: str, values: Mapping[str, Any]) -> None:
+        if not self.enabled:
+            return
+        record = {"event": event, **{k: _clean(v) for k, v in values.items()}}
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a") as fh:
+            fh.write(json.dumps(record, sort_keys=False) + "\n")
+        if self._tb is not None:
+            step = int(values.get("step", 0))
+            for key, value in values.items():
+                if isinstance(value, (int, float)) and key not in ("step", "round", "epoch"):
+                    self._tb.add_scalar(f"{event}/{key}", value, step)
+
+    def close(self) -> None:
+        if self._tb is not None:
+            self._tb.close()
+            self._tb = None

@@ -1,0 +1,74 @@
+"""``max_mask``: MAX-mask feature selection (Hoang et al., ACM MM 2017), used by DAGF before pooling.
+
+For ``X`` ``(B, C, H, W)``: each channel ``c`` votes for its spatial argmax ``(h_c*, w_c*)`` (the first
+location in row-major order on ties); the mask is the union of the votes,
+``M(h, w) = 1`` iff ``(h, w) = argmax X_c`` for some ``c`` (at most C locations are kept).
+:func:`max_mask` computes it; the global descriptor aggregations apply it with ``mask = "max"`` and pool
+over the kept locations only. As an attention component it zeroes the other locations:
+
+- features ``X ⊙ M`` ``(B, C, H, W)``; with ``groups = G`` the channels form G equal consecutive groups
+  (e.g. the scales of a concatenating ``multiscale``), each with its own mask;
+- maps: ``M`` ``(B, G, H, W)`` in {0, 1} when ``emit_maps = true``.
+
+The mask is a selection computed without gradient; gradients flow through the kept locations.
+Note that zeroing changes averages (GAP divides by H·W, not by the kept count); the aggregations'
+``mask`` option divides by the kept count as the spec writes it.
+"""
+
+from __future__ import annotations
+
+import attrs
+import torch
+from einops import rearrange
+from torch import Tensor
+
+from hashkit.errors import ContractError
+from hashkit.interfaces import Attention, AttentionOutput, BuildContext
+
+
+@torch.no_grad()
+def max_mask(x: Tensor) -> Tensor:
+    """MAX-mask of ``x`` ``(B, C, H, W)``: ``(B, 1, H, W)`` float 0/1, 1 where some channel has its argmax."""
+    b, c, h, w = x.shape
+    flat_arg = x.detach().reshape(b, c, h * w).argmax(dim=2)  # first maximal index on ties
+    mask = torch.zeros(b, h * w, dtype=x.dtype, device=x.device)
+    mask.scatter_(1, flat_arg, 1.0)
+    return mask.reshape(b, 1, h, w)
+
+
+@attrs.frozen
+class MaxMaskConfig:
+    #: equal consecutive channel groups with separate masks (the scales of a concatenating multiscale)
+    groups: int = attrs.field(default=1, validator=attrs.validators.ge(1))
+    #: hand the masks to the aggregation / overlays as attention maps
+    emit_maps: bool = False
+
+
+class MaxMask(Attention):
+    """Zeroes every location that is not the spatial argmax of at least one channel (per group)."""
+
+    def __init__(self, cfg: MaxMaskConfig, channels: int):
+        super().__init__()
+        if channels % cfg.groups:
+            raise ContractError(f"max_mask: {channels} channels cannot be split into groups = {cfg.groups}")
+        self.cfg = cfg
+        self.in_channels = self.out_channels = channels
+        self.num_maps = cfg.groups if cfg.emit_maps else 0
+        self.map_names = tuple(f"max_mask{g}" for g in range(self.num_maps))
+
+    def forward(self, x: Tensor) -> AttentionOutput:
+        grouped = rearrange(x, "b (g c) h w -> (b g) c h w", g=self.cfg.groups)
+        masks = rearrange(max_mask(grouped), "(b g) 1 h w -> b g h w", g=self.cfg.groups)
+        expanded = masks.repeat_interleave(x.shape[1] // self.cfg.groups, dim=1)
+        return AttentionOutput(features=x * expanded, maps=masks if self.num_maps else None)
+
+
+def build_max_mask(cfg: MaxMaskConfig, ctx: BuildContext) -> MaxMask:
+    """MAX-mask: keep only locations that are some channel's spatial argmax."""
+    if ctx.in_spec is None:
+        raise ContractError("max_mask needs the input feature spec (ctx.in_spec)")
+    return MaxMask(cfg, ctx.in_spec.channels)
+
+
+def components(register):
+    register("attention", "max_mask", build_max_mask, config=MaxMaskConfig)

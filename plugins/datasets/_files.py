@@ -1,0 +1,154 @@
+"""Private helpers shared by the built-in dataset loaders: finding files, reading whitespace-separated
+list files, one-hot targets and the split-size check."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+import torch
+
+from hashkit.data.readers import FileImageReader
+from hashkit.errors import DataError
+from hashkit.interfaces import RetrievalData, Split
+
+
+def dataset_root(name: str, root: str) -> Path:
+    """The configured root as a Path; an empty or missing root is a DataError naming the config key."""
+    if not root:
+        raise DataError(f"dataset {name!r}: set data.dataset.root to the directory of the dataset")
+    path = Path(root).expanduser()
+    if not path.is_dir():
+        raise DataError(f"dataset {name!r}: root directory not found: {path}")
+    return path
+
+
+def require(name: str, root: Path, *relpaths: str) -> list[Path]:
+    """The paths ``root/relpath``; the first missing one raises a DataError saying where it was looked for."""
+    paths = []
+    for rel in relpaths:
+        path = root / rel
+        if not path.exists():
+            raise DataError(f"dataset {name!r}: missing file {rel!r} (looked for {path}); "
+                            "is the download complete and data.dataset.root the dataset's top directory?")
+        paths.append(path)
+    return paths
+
+
+def read_rows(path: Path, fields: int, *, maxsplit: int | None = None) -> list[list[str]]:
+    """Non-empty lines of ``path`` split on whitespace (at most ``maxsplit`` times); each must have
+    ``fields`` fields (or at least ``fields`` when ``fields`` is negative: ``-2`` = two or more)."""
+    rows = []
+    with open(path, encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            line = line.strip()
+            if not line:
+                continue
+            parts = line.split(None, maxsplit if maxsplit is not None else -1)
+            ok = len(parts) >= -fields if fields < 0 else len(parts) == fields
+            if not ok:
+                want = f"at least {-fields}" if fields < 0 else str(fields)
+                raise DataError(f"{path}:{lineno}: expected {want} fields, found {len(parts)}: {line[:80]!r}")
+            rows.append(parts)
+    return rows
+
+
+def parse_int(value: str, path: Path, what: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise DataError(f"{path}: {what} {value!r} is not an integer") from None
+
+
+def one_hot(labels: Sequence[int], num_classes: int) -> torch.Tensor:
+    """float32 ``(n, num_classes)`` one-hot targets of integer labels."""
+    t = torch.zeros(len(labels), num_classes, dtype=torch.float32)
+    if len(labels):
+        t[torch.arange(len(labels)), torch.as_tensor(list(labels), dtype=torch.int64)] = 1.0
+    return t
+
+
+def multi_hot(label_sets: Sequence[Iterable[int]], num_classes: int) -> torch.Tensor:
+    """float32 ``(n, num_classes)`` multi-hot targets of label sets."""
+    t = torch.zeros(len(label_sets), num_classes, dtype=torch.float32)
+    for i, labels in enumerate(label_sets):
+        for c in labels:
+            t[i, c] = 1.0
+    return t
+
+
+def check_counts(name: str, root: Path, counts: Mapping[str, int], expected: Mapping[str, int] | None,
+                 *, option: str = "expected_counts") -> None:
+    """Split sizes must equal ``expected`` (the spec's numbers unless overridden); ``None`` skips the check.
+
+    A mismatch names the dataset, the root, every differing split and how to override (for subsets).
+    """
+    if expected is None:
+        return
+    wrong = [f"{split} has {counts.get(split, 0)} images, expected {want}"
+             for split, want in expected.items() if counts.get(split, 0) != want]
+    if wrong:
+        raise DataError(f"dataset {name!r} at {root}: {'; '.join(wrong)} -- a partial or different download? "
+                        f"(for a deliberate subset set data.dataset.{option} to the subset's sizes or to {{}})")
+
+
+def expected_or_default(given: Mapping[str, int] | None, default: Mapping[str, int]) -> dict[str, int] | None:
+    """``None`` in a config means the spec's numbers; an empty table means "do not check"."""
+    if given is None:
+        return dict(default)
+    return dict(given) or None
+
+
+def fine_grained_data(name: str, root: Path, classes: Sequence[str], train: tuple[list[str], list[int]],
+                      test: tuple[list[str], list[int]]) -> RetrievalData:
+    """RetrievalData for the fine-grained protocol: query = test, database = train (the same Split)."""
+    reader = FileImageReader(root)
+    num_classes = len(classes)
+    for split, (_, labels) in (("train", train), ("test", test)):
+        bad = [c for c in labels if not 0 <= c < num_classes]
+        if bad:
+            raise DataError(f"dataset {name!r} at {root}: {split} label {bad[0]} outside 0..{num_classes - 1}")
+    train_split = Split(items=list(train[0]), targets=one_hot(train[1], num_classes), reader=reader)
+    query_split = Split(items=list(test[0]), targets=one_hot(test[1], num_classes), reader=reader)
+    return RetrievalData(name=name, num_classes=num_classes, class_names=tuple(classes),
+                         splits={"train": train_split, "query": query_split, "database": train_split},
+                         protocol="query=test, database=train")
+
+
+
+def counts_validator(inst, attribute, value):
+    """attrs validator of ``expected_counts``: keys among train/query/classes, values >= 0."""
+    if value is None:
+        return
+    bad = sorted(set(value) - {"train", "query", "classes"})
+    if bad:
+        raise ValueError(f"'{attribute.name}' keys must be train, query or classes, found {bad}")
+    if any(v < 0 for v in value.values()):
+        raise ValueError(f"'{attribute.name}' values must be >= 0")
+
+
+def write_tiny_image(path: Path, seed: int, size: int = 8) -> None:
+    """A small JPEG (or PNG, by suffix) with seeded noise, for miniature dataset layouts."""
+    import numpy as np
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)).save(path)
+
+
+def write_lines(path: Path, lines: Iterable[str]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
+
+
+def dataset_example(write: Callable[[Path], dict[str, Any]]):
+    """An ``example=`` for a file-based dataset: ``write(tmp)`` lays out a miniature copy and returns the
+    config (``root`` and the miniature's ``expected_counts``)."""
+
+    def example():
+        from hashkit.testing import ComponentExample
+
+        return ComponentExample(prepare=write)
+
+    return example

@@ -1,0 +1,73 @@
+"""``vegfru``: VegFru (200 vegetable + 92 fruit classes) from its official lists (query = test, database = train).
+
+Reads, under ``root``: ``vegfru_list/vegfru_train.txt`` and ``vegfru_list/vegfru_test.txt``
+(``<relative path> <0-based label>``); images under ``veg200_images/`` and ``fru92_images/`` at those paths.
+As SEMICON, the database is the train list only (``vegfru_val.txt`` is not used). Class names are the
+image folders' names. Official sizes: 292 classes, 29,200 train, 116,931 test.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path, PurePosixPath
+
+import attrs
+
+from hashkit.errors import DataError
+from hashkit.interfaces import BuildContext, RetrievalData
+from hashkit_plugins.datasets._files import (check_counts, counts_validator, dataset_example, dataset_root,
+                                             expected_or_default, fine_grained_data, parse_int, read_rows,
+                                             require, write_lines, write_tiny_image)
+
+OFFICIAL = {"train": 29200, "query": 116931, "classes": 292}
+
+
+@attrs.frozen
+class VegFruConfig:
+    #: the VegFru directory (holding vegfru_list/, veg200_images/, fru92_images/)
+    root: str = ""
+    #: split sizes to check; unset = the official ones, a table = a deliberate subset, {} = no check
+    expected_counts: dict[str, int] | None = attrs.field(default=None, validator=counts_validator)
+
+
+def _read_split(path: Path) -> tuple[list[str], list[int]]:
+    items, labels = [], []
+    for rel, label in read_rows(path, 2):
+        items.append(rel)
+        labels.append(parse_int(label, path, "label"))
+    return items, labels
+
+
+def build_vegfru(cfg: VegFruConfig, ctx: BuildContext) -> RetrievalData:
+    """VegFru (292 classes) from vegfru_list/vegfru_{train,test}.txt (query = test, database = train)."""
+    root = dataset_root("vegfru", cfg.root)
+    train_list, test_list = require("vegfru", root, "vegfru_list/vegfru_train.txt", "vegfru_list/vegfru_test.txt")
+    train, test = _read_split(train_list), _read_split(test_list)
+    num_classes = max(train[1] + test[1], default=-1) + 1
+    folder: dict[int, str] = {}
+    for rel, label in zip(train[0] + test[0], train[1] + test[1]):
+        folder.setdefault(label, PurePosixPath(rel).parent.name)
+    if min(train[1] + test[1], default=0) < 0:
+        raise DataError(f"{train_list}: labels must be 0-based class ids")
+    names = [folder.get(c, str(c)) for c in range(num_classes)]
+    counts = {"train": len(train[0]), "query": len(test[0]), "classes": num_classes}
+    check_counts("vegfru", root, counts, expected_or_default(cfg.expected_counts, OFFICIAL))
+    return fine_grained_data("vegfru", root, names, train, test)
+
+
+def write_miniature(tmp: Path) -> dict:
+    """A miniature VegFru tree: 2 vegetable + 1 fruit classes, 2 train + 1 val + 2 test images each."""
+    root = tmp / "vegfru"
+    classes = ["veg200_images/carrot", "veg200_images/leek", "fru92_images/kiwi"]
+    lists: dict[str, list[str]] = {"train": [], "val": [], "test": []}
+    for c, folder in enumerate(classes):
+        for j, split in enumerate(("train", "train", "val", "test", "test")):
+            rel = f"{folder}/v_{c}_{j}.jpg"
+            write_tiny_image(root / rel, c * 5 + j)
+            lists[split].append(f"{rel} {c}")
+    for split, lines in lists.items():
+        write_lines(root / "vegfru_list" / f"vegfru_{split}.txt", lines)
+    return {"root": str(root), "expected_counts": {"train": 6, "query": 6, "classes": 3}}
+
+
+def components(register):
+    register("dataset", "vegfru", build_vegfru, config=VegFruConfig, example=dataset_example(write_miniature))

@@ -1,0 +1,13 @@
+"""Shared test setup: keep torch to one thread per test process and third-party plugins out of the way."""
+
+from __future__ import annotations
+
+import os
+
+# Tests see only the built-in plugins unless a test opts in (pytester-style isolation, see docs/plugins.md).
+os.environ.setdefault("HASHKIT_DISABLE_PLUGIN_AUTOLOAD", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import torch  # noqa: E402
+
+torch.set_num_threads(int(os.environ.get("HASHKIT_TEST_THREADS", "1")))
