@@ -105,12 +105,17 @@ def hamming_distances(query_words: np.ndarray, database_words: np.ndarray, out: 
     dtype = distance_dtype(64 * q.shape[1])
     if out is None:
         out = np.empty((q.shape[0], d.shape[0]), dtype=dtype)
-    if q.shape[1] == 1:
-        x = np.bitwise_xor(q[:, :1], d[:, 0][None, :])
-        np.bitwise_count(x, out=out, casting="unsafe")
-        return out
-    out[...] = 0
-    for w in range(q.shape[1]):
-        x = np.bitwise_xor(q[:, w:w + 1], d[:, w][None, :])
-        out += np.bitwise_count(x).astype(dtype, copy=False)
+    # a few query rows at a time keep the uint64 XOR buffer in cache
+    rows = max(1, min(q.shape[0], (1 << 17) // max(d.shape[0], 1)))
+    buf = np.empty((rows, d.shape[0]), dtype=np.uint64)
+    columns = [np.ascontiguousarray(d[:, w]) for w in range(d.shape[1])]
+    for r0 in range(0, q.shape[0], rows):
+        r1 = min(r0 + rows, q.shape[0])
+        x = buf[: r1 - r0]
+        for w, column in enumerate(columns):
+            np.bitwise_xor(q[r0:r1, w:w + 1], column[None, :], out=x)
+            if w == 0:
+                np.bitwise_count(x, out=out[r0:r1], casting="unsafe")
+            else:
+                out[r0:r1] += np.bitwise_count(x).astype(dtype, copy=False)
     return out

@@ -111,9 +111,9 @@ class _HammingDistances:
         self.num_bits = int(num_bits)
         self.num_queries, self.num_database = len(self.query), len(self.database)
 
-    def block_stats(self, start: int, stop: int, rel: np.ndarray, ks, drop_last_item: bool) -> BlockStats:
+    def block_stats(self, start: int, stop: int, relevance: Relevance, ks, drop_last_item: bool) -> BlockStats:
         dist = hamming_distances(self.query[start:stop], self.database)
-        return hamming_block_stats(dist, rel, self.num_bits, ks, drop_last_item)
+        return hamming_block_stats(dist, relevance.pairs(start, stop), self.num_bits, ks, drop_last_item)
 
 
 class _CosineDistances:
@@ -128,10 +128,10 @@ class _CosineDistances:
         self.database_norm = np.where(dn > 0, dn, 1.0)
         self.num_queries, self.num_database = len(self.query), len(self.database)
 
-    def block_stats(self, start: int, stop: int, rel: np.ndarray, ks, drop_last_item: bool) -> BlockStats:
+    def block_stats(self, start: int, stop: int, relevance: Relevance, ks, drop_last_item: bool) -> BlockStats:
         sims = (self.query[start:stop] @ self.database.T) / (self.query_norm[start:stop, None]
                                                               * self.database_norm[None, :])
-        return sorted_block_stats(-sims, rel, ks, drop_last_item)
+        return sorted_block_stats(-sims, relevance.block(start, stop), ks, drop_last_item)
 
 
 def _evaluate(source, relevance: Relevance, *, metrics, topk, drop_last_item, map_norm, zero_relevant, radius,
@@ -150,7 +150,7 @@ def _evaluate(source, relevance: Relevance, *, metrics, topk, drop_last_item, ma
 
     def run(start: int) -> BlockStats:
         stop = min(start + block, nq)
-        return source.block_stats(start, stop, relevance.block(start, stop), ks, drop_last_item)
+        return source.block_stats(start, stop, relevance, ks, drop_last_item)
 
     threads = num_threads or torch.get_num_threads()
     parts: list[BlockStats] = []

@@ -98,49 +98,52 @@ def _empty_topk(ks: Sequence[int], b: int) -> dict[int, np.ndarray]:
     return {k: np.zeros(b) for k in ks}
 
 
-def hamming_block_stats(dist: np.ndarray, rel: np.ndarray, num_bits: int, ks: Sequence[int] = (),
-                        drop_last_item: bool = False, index_block: int | None = None) -> BlockStats:
-    """Statistics of a query block from integer distances ``dist (B, N)`` in ``0..num_bits`` and ``rel (B, N)``.
+def hamming_block_stats(dist: np.ndarray, pairs: tuple[np.ndarray, np.ndarray], num_bits: int,
+                        ks: Sequence[int] = (), drop_last_item: bool = False, index_block: int | None = None
+                        ) -> BlockStats:
+    """Statistics of a query block from integer distances ``dist (B, N)`` in ``0..num_bits``.
 
+    ``pairs = (rows, cols)``: the relevant (query row, database index) pairs sorted by row, then index.
     Ranking: increasing distance, ties by increasing database index. ``drop_last_item`` removes, per query,
     the item ranked last (largest distance, then largest index) before anything is computed.
     """
     b, n = dist.shape
     v = num_bits + 1
-    s = index_block or max(64, v)
+    qi, j = (np.asarray(a, dtype=np.intp) for a in pairs)
+    if index_block is None:  # balance the (N/S)(L+1) prefix work against the R*S window scans
+        mean_rel = max(len(qi) / max(b, 1), 1.0)
+        index_block = int(np.clip(2 ** round(np.log2(np.sqrt(n * v / mean_rel))), 16, 4096))
+    s = index_block
     nb = -(-n // s)
-    rel = np.asarray(rel, dtype=bool)
     rows = np.arange(b)
-    # per-query histograms over (index block, distance)
+    # per-query histograms over (distance, index block): key = (row * V + distance) * nb + block
     key = np.empty((b, n), dtype=np.intp)
-    np.add(dist, ((np.arange(n) // s) * v)[None, :], out=key, casting="unsafe")
-    key += (rows * (nb * v))[:, None]
-    block_hist = np.bincount(key.ravel(), minlength=b * nb * v).reshape(b, nb, v)
+    np.multiply(dist, nb, out=key, casting="unsafe")
+    key += (np.arange(n) // s)[None, :] + (rows * (v * nb))[:, None]
+    block_hist = np.bincount(key.ravel(), minlength=b * v * nb).reshape(b, v, nb)
     del key
-    hist = block_hist.sum(axis=1)
-    last = None
+    hist = block_hist.sum(axis=2)
     if drop_last_item and n:
         dmax = dist.max(axis=1)
         last = n - 1 - np.argmax((dist == dmax[:, None])[:, ::-1], axis=1)
         hist[rows, dmax] -= 1
-        if rel[rows, last].any():
-            rel = rel.copy()
-            rel[rows, last] = False
-    qi, j = np.nonzero(rel)
+        keep = j != last[qi]
+        qi, j = qi[keep], j[keep]
     d = dist[qi, j].astype(np.intp)
     less = np.cumsum(hist, axis=1) - hist
-    block_prefix = np.cumsum(block_hist, axis=1) - block_hist
     blk = j // s
     pos = j - blk * s
+    # same-distance items before j inside j's index block (the block prefix counts the earlier blocks)
     if nb * s != n:
-        padded = np.full((b, nb * s), 255 if dist.dtype == np.uint8 else np.iinfo(dist.dtype).max, dist.dtype)
+        padded = np.zeros((b, nb * s), dtype=dist.dtype)
         padded[:, :n] = dist
     else:
         padded = dist
     window = padded.reshape(b, nb, s)[qi, blk]
     same = (window == d[:, None].astype(dist.dtype)) & (np.arange(s)[None, :] <= pos[:, None])
-    rank = less[qi, d] + block_prefix[qi, blk, d] + same.sum(axis=1)
-    # rank among relevant items: sort pairs (already by query, then index) stably by (query, distance)
+    before_blocks = (np.cumsum(block_hist, axis=2) - block_hist)[qi, d, blk]
+    rank = less[qi, d] + before_blocks + np.count_nonzero(same, axis=1)
+    # rank among relevant items: pairs are sorted by (row, index); sort stably by (row, distance)
     order = np.argsort(qi * v + d, kind="stable")
     num_rel = np.bincount(qi, minlength=b)
     start = np.cumsum(num_rel) - num_rel

@@ -61,6 +61,11 @@ class Relevance:
         sq, sd = _single_labels(yq), _single_labels(yd)
         if sq is not None and sd is not None:
             self.single = (sq, sd)
+            # database indices grouped by label (index order kept inside a label) for :meth:`pairs`
+            self._by_label = np.argsort(sd, kind="stable")
+            counts = np.bincount(sd, minlength=int(max(sq.max(initial=0), sd.max(initial=0))) + 1)
+            self._label_count = counts
+            self._label_start = np.cumsum(counts) - counts
             return
         if rule == "shared_label":
             yq, yd = (yq > 0), (yd > 0)
@@ -74,3 +79,17 @@ class Relevance:
             sq, sd = self.single
             return sq[start:stop, None] == sd[None, :]
         return (self.query_labels[start:stop] @ self.database_labels_t).numpy() > 0
+
+    def pairs(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+        """Relevant ``(query row - start, database index)`` pairs of rows ``[start, stop)``, sorted by row then index.
+
+        Single-label data skip the ``(B, N)`` matrix: each query takes its label's database items.
+        """
+        if self.single is None:
+            return np.nonzero(self.block(start, stop))
+        labels = self.single[0][start:stop]
+        lengths = self._label_count[labels]
+        rows = np.repeat(np.arange(len(labels)), lengths)
+        first = np.cumsum(lengths) - lengths
+        offsets = np.arange(len(rows)) - first[rows] + self._label_start[labels][rows]
+        return rows, self._by_label[offsets]

@@ -31,9 +31,10 @@ import torch
 from torch import Tensor, nn
 from torchvision.models.inception import Inception3
 
-from hashkit.errors import CheckpointError, ContractError
+from hashkit.errors import CheckpointError
 from hashkit.interfaces import Backbone, BuildContext, FeatureSpec
 from hashkit.testing import ComponentExample
+from hashkit_plugins.backbones.resnet import read_state_dict
 
 IMAGENET_FILE = "inception_v3_google-0cc3c7bd.pth"
 IMAGENET_URL = f"https://download.pytorch.org/models/{IMAGENET_FILE}"
@@ -77,24 +78,6 @@ def weights_path(weights: str) -> Path | None:
         raise CheckpointError(f"backbone inception_v3: weights file {path} does not exist "
                               "(weights = 'imagenet', 'none' or a path to a .pth / .safetensors state dict)")
     return path
-
-
-def read_state_dict(path: Path) -> dict[str, Tensor]:
-    """A torchvision-named state dict from ``.safetensors`` or ``.pth`` (``weights_only=True``)."""
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            state = load_file(str(path))
-        else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # corrupt or foreign file
-        raise CheckpointError(f"backbone inception_v3: cannot read weights file {path}: {exc}") from None
-    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
-        state = state["state_dict"]
-    if not isinstance(state, dict):
-        raise CheckpointError(f"backbone inception_v3: {path} does not hold a state dict")
-    return state
 
 
 def _build_stage(net: Inception3, name: str) -> nn.Sequential:
@@ -167,10 +150,7 @@ class InceptionV3(Backbone):
 
 def build_inception_v3(cfg: InceptionV3Config, ctx: BuildContext) -> InceptionV3:
     """torchvision Inception-v3 trunk (stem .. Mixed_7c), ImageNet weights from a local file only."""
-    try:
-        return InceptionV3(cfg)
-    except ValueError as exc:  # pragma: no cover - config validated by attrs
-        raise ContractError(f"inception_v3: {exc}") from None
+    return InceptionV3(cfg)
 
 
 def _example() -> ComponentExample:

@@ -152,3 +152,25 @@ def dataset_example(write: Callable[[Path], dict[str, Any]]):
         return ComponentExample(prepare=write)
 
     return example
+
+
+def load_mat(name: str, path: Path) -> dict[str, Any]:
+    """A MATLAB ``.mat`` file through scipy (an optional dependency: ``pip install scipy``), squeezed."""
+    try:
+        from scipy.io import loadmat
+    except ImportError:
+        raise DataError(f"dataset {name!r}: reading {path} needs scipy (pip install scipy), or provide the "
+                        "train.txt / test.txt lists described in docs/datasets.md") from None
+    try:
+        return loadmat(str(path), squeeze_me=True)
+    except Exception as exc:  # noqa: BLE001 - scipy raises several types for a bad file
+        raise DataError(f"dataset {name!r}: cannot read {path}: {exc}") from None
+
+
+def read_label_list(path: Path, prefix: str, base: int) -> tuple[list[str], list[int]]:
+    """``<relative path> <label>`` rows; items are ``prefix + path``, labels shifted to 0-based by ``base``."""
+    items, labels = [], []
+    for rel, label in read_rows(path, 2):
+        items.append(prefix + rel)
+        labels.append(parse_int(label, path, "label") - base)
+    return items, labels

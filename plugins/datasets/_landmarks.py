@@ -23,7 +23,7 @@ import io
 import json
 import pickle
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import attrs
 
@@ -178,7 +178,101 @@ def landmark_data(name: str, query_names: list[str], database: list[str], gt: Re
                          protocol=protocol)
 
 
-def check_count(what: str, found: int, expected: int, verify: bool, key: str) -> None:
-    if verify and found != expected:
-        raise DataError(f"{what}: found {found}, the official release has {expected} "
-                        f"(set {key} = false to accept a different tree)")
+def check_count(what: str, found: int, expected: tuple[int, ...], verify: bool) -> None:
+    if verify and found not in expected:
+        raise DataError(f"{what}: found {found}, the official release has {' or '.join(map(str, expected))} "
+                        "(set verify_counts = false to accept a different tree)")
+
+
+@attrs.frozen
+class RevisitedConfig:
+    """Config fields shared by the revisited datasets (``roxford5k``, ``rparis6k``)."""
+
+    #: dataset folder (holds the gnd file and the image folder)
+    root: str = "data/roxford5k"
+    #: ground-truth file under root: the official .pkl (read restrictedly) or a .json with the same keys
+    gnd: str = "gnd_roxford5k.pkl"
+    #: image folder under root
+    images: str = "jpg"
+    suffix: str = ".jpg"
+    layout: Literal["flat", "by_landmark"] = "flat"
+    #: crop query images to their bounding box (the protocol)
+    crop_queries: bool = True
+    #: refuse a tree whose query / database counts differ from the official release
+    verify_counts: bool = True
+
+
+@attrs.frozen
+class ClassicConfig:
+    """Config fields shared by the original datasets (``oxford5k``, ``paris6k``)."""
+
+    root: str = "data/oxford5k"
+    #: folder of <query>_{query,good,ok,junk}.txt under root
+    gt_dir: str = "gt_files_170407"
+    images: str = "oxbuild_images"
+    suffix: str = ".jpg"
+    layout: Literal["flat", "by_landmark"] = "flat"
+    #: prefix stripped from the image names of the _query.txt files
+    query_prefix: str = "oxc1_"
+    crop_queries: bool = True
+    verify_counts: bool = True
+
+
+def build_revisited(cfg: RevisitedConfig, name: str, queries: int, database: int) -> RetrievalData:
+    root = Path(cfg.root)
+    gnd_path = root / cfg.gnd
+    data = read_gnd(gnd_path)
+    gt, boxes = gnd_to_ground_truth(data, str(gnd_path))
+    check_count(f"{name} queries in {gnd_path}", len(data["qimlist"]), (queries,), cfg.verify_counts)
+    check_count(f"{name} database images in {gnd_path}", len(data["imlist"]), (database,), cfg.verify_counts)
+    folder = root / cfg.images
+    if not folder.is_dir():
+        raise DataError(f"{name}: image folder not found: {folder}")
+    return landmark_data(name, [str(q) for q in data["qimlist"]], [str(n) for n in data["imlist"]], gt, boxes,
+                         folder, cfg.suffix, cfg.layout, cfg.crop_queries,
+                         "revisited: query = 70 cropped queries, database = imlist; Easy/Medium/Hard with junk")
+
+
+def build_classic(cfg: ClassicConfig, name: str, queries: int, database: tuple[int, ...]) -> RetrievalData:
+    root = Path(cfg.root)
+    folder = root / cfg.images
+    images = list_images(folder, cfg.suffix, cfg.layout)
+    check_count(f"{name} images in {folder}", len(images), database, cfg.verify_counts)
+    names, gt, boxes = read_classic_gt(root / cfg.gt_dir, images, cfg.query_prefix)
+    check_count(f"{name} queries in {root / cfg.gt_dir}", len(names), (queries,), cfg.verify_counts)
+    return landmark_data(name, names, images, gt, boxes, folder, cfg.suffix, cfg.layout, cfg.crop_queries,
+                         "original: positives = good + ok (easy block), junk removed; read map_medium/map_easy")
+
+
+def write_tiny_revisited(root: Path, gnd_name: str) -> dict[str, Any]:
+    """A 2-query, 6-image revisited tree (tiny PNG-in-.jpg images) for conformance tests."""
+    from PIL import Image
+
+    (root / "jpg").mkdir(parents=True)
+    imlist = [f"img{i}" for i in range(6)]
+    qimlist = ["q0", "q1"]
+    for i, n in enumerate(imlist + qimlist):
+        Image.new("RGB", (16, 12), (i * 30, 0, 0)).save(root / "jpg" / f"{n}.jpg", format="PNG")
+    gnd = [{"bbx": [1.0, 1.0, 9.0, 8.0], "easy": [0, 1], "hard": [2], "junk": [3]},
+           {"bbx": [0.0, 0.0, 16.0, 12.0], "easy": [4], "hard": [], "junk": [0, 5]}]
+    (root / gnd_name).write_bytes(pickle.dumps({"imlist": imlist, "qimlist": qimlist, "gnd": gnd}))
+    return {"root": str(root), "gnd": gnd_name, "verify_counts": False}
+
+
+def write_tiny_classic(root: Path, images: str, gt_dir: str, prefix: str, layout: str) -> dict[str, Any]:
+    """A 1-query, 5-image original-format tree for conformance tests."""
+    from PIL import Image
+
+    names = [f"paris_defense_{i:06d}" for i in range(5)]
+    for i, n in enumerate(names):
+        path = root / images / relative_path(n, ".jpg", layout)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (16, 12), (0, i * 40, 0)).save(path, format="PNG")
+    gt = root / gt_dir
+    gt.mkdir(parents=True)
+    (gt / "defense_1_query.txt").write_text(f"{prefix}{names[0]} 1.0 2.0 10.0 11.0\n")
+    (gt / "defense_1_good.txt").write_text(f"{names[0]}\n{names[1]}\n")
+    (gt / "defense_1_ok.txt").write_text(f"{names[2]}\n")
+    (gt / "defense_1_junk.txt").write_text(f"{names[3]}\n")
+    return {"root": str(root), "images": images, "gt_dir": gt_dir, "query_prefix": prefix, "layout": layout,
+            "verify_counts": False}

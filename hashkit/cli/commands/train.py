@@ -1,0 +1,48 @@
+"""``hashkit train RECIPE [--set ...] [--out DIR] [--resume DIR] [--code-length L]``."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from hashkit.cli.args import add_set_option
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "train", help="train a recipe (every code length) and print its mAP table",
+        description="Train a recipe into a run directory, evaluate it and print a mAP table per code length. "
+                    "Launch with torchrun for several GPUs or nodes; --resume continues an interrupted run.")
+    p.add_argument("recipe", nargs="?", help="recipe file or built-in recipe name (e.g. semicon-demo); "
+                                             "not needed with --resume")
+    add_set_option(p)
+    p.add_argument("--out", type=Path, default=None,
+                   help="run directory (default: runs/<recipe name>-<date-time>); must not exist or be empty")
+    p.add_argument("--resume", type=Path, default=None, metavar="DIR",
+                   help="continue the run in DIR from its last checkpoints (uses the recipe saved there)")
+    p.add_argument("--code-length", dest="code_lengths", type=int, action="append", default=None, metavar="L",
+                   help="train only this code length (repeatable; default: the recipe's code_lengths)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from hashkit.errors import RecipeError
+    from hashkit.training import train
+
+    if args.resume is not None:
+        if args.out is not None and args.out != args.resume:
+            raise RecipeError("--out and --resume name different directories; --resume continues the run in place")
+        train(None, args.resume, overrides=args.overrides, resume=True, code_lengths=args.code_lengths)
+        return 0
+    if not args.recipe:
+        raise RecipeError("no recipe given: hashkit train RECIPE (or --resume DIR)")
+    out = args.out
+    if out is None:
+        from hashkit.recipe import load_recipe
+
+        name = load_recipe(args.recipe, args.overrides).name
+        out = Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    train(args.recipe, out, overrides=args.overrides, code_lengths=args.code_lengths)
+    print(f"run directory: {out}")
+    return 0
