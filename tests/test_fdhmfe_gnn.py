@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from hashkit.assemble import make_component
 from hashkit.interfaces import AggregationInput, BuildContext, FeatureSpec
 from hashkit.testing import check_component
-from hashkit_plugins.aggregation.gnn_multilevel import MultilevelGNN, batched_edge_index, batched_knn
+from hashkit_plugins.aggregation.gnn_multilevel import MultilevelGNN
 
 LAYERS = ["attention", "gat", "gcn", "edgeconv"]
 GRAPHS = ["dense", "knn"]
@@ -47,25 +47,16 @@ def test_batch_equals_images_one_by_one_and_no_loop_over_images(layer, graph):
         torch.testing.assert_close(batched[i : i + 1], gnn(x[i : i + 1]), rtol=1e-9, atol=1e-9)
 
 
-def test_batched_knn_matches_brute_force():
-    g = torch.Generator().manual_seed(1)
-    h = torch.randn(3, 9, 4, generator=g, dtype=torch.float64)
-    idx = batched_knn(h, 4)
-    for b in range(3):
-        for i in range(9):
-            d = [(float(((h[b, i] - h[b, j]) ** 2).sum()), j) for j in range(9)]
-            d = sorted((-1.0 if j == i else dist, j) for dist, j in d)  # self first
-            assert idx[b, i].tolist() == [j for _, j in d[:4]]
-
-
-def test_batched_edge_index_stays_within_images():
-    nb = batched_knn(torch.randn(4, 6, 3), 3)
-    ei = batched_edge_index(nb)
-    assert ei.shape == (2, 4 * 6 * 3)
-    assert torch.equal(ei[0] // 6, ei[1] // 6), "an edge crosses two images"
-    assert torch.equal(torch.bincount(ei[1], minlength=24), torch.full((24,), 3))
-    # row 0 = neighbour (source), row 1 = centre (target), shifted by image * N
-    assert ei[:, 3 * 6 * 3 + 5 * 3].tolist() == [nb[3, 5, 0].item() + 18, 23]
+def test_knn_graph_limits_messages_to_neighbours():
+    """With k = 1 (self only) every node only sees itself: attention gives LN(h + GELU(W_v h))."""
+    torch.manual_seed(0)
+    gnn = MultilevelGNN(dim=6, num_layers=1, layer="attention", graph="knn", k=1, heads=1).double()
+    h = torch.randn(2, 5, 6, dtype=torch.float64)
+    lay, norm = gnn.layers[0], gnn.norms[0]
+    torch.testing.assert_close(gnn(h), norm(h + torch.nn.functional.gelu(lay.v(h))))
+    dense = MultilevelGNN(dim=6, num_layers=1, layer="attention", graph="dense", k=1, heads=1).double()
+    dense.load_state_dict(gnn.state_dict())
+    assert not torch.allclose(dense(h), gnn(h))
 
 
 def _ctx_inputs(b=2, seed=0):

@@ -105,17 +105,21 @@ def hamming_distances(query_words: np.ndarray, database_words: np.ndarray, out: 
     dtype = distance_dtype(64 * q.shape[1])
     if out is None:
         out = np.empty((q.shape[0], d.shape[0]), dtype=dtype)
-    # a few query rows at a time keep the uint64 XOR buffer in cache
-    rows = max(1, min(q.shape[0], (1 << 17) // max(d.shape[0], 1)))
-    buf = np.empty((rows, d.shape[0]), dtype=np.uint64)
+    # tiles of (a few query rows) x (at most 2^16 database items) keep the uint64 XOR buffer in cache
+    cols = min(d.shape[0], 1 << 16) or 1
+    rows = max(1, min(q.shape[0], (1 << 17) // cols))
+    buf = np.empty((rows, cols), dtype=np.uint64)
     columns = [np.ascontiguousarray(d[:, w]) for w in range(d.shape[1])]
-    for r0 in range(0, q.shape[0], rows):
-        r1 = min(r0 + rows, q.shape[0])
-        x = buf[: r1 - r0]
-        for w, column in enumerate(columns):
-            np.bitwise_xor(q[r0:r1, w:w + 1], column[None, :], out=x)
-            if w == 0:
-                np.bitwise_count(x, out=out[r0:r1], casting="unsafe")
-            else:
-                out[r0:r1] += np.bitwise_count(x).astype(dtype, copy=False)
+    for c0 in range(0, d.shape[0], cols):
+        c1 = min(c0 + cols, d.shape[0])
+        for r0 in range(0, q.shape[0], rows):
+            r1 = min(r0 + rows, q.shape[0])
+            x = buf[: r1 - r0, : c1 - c0]
+            target = out[r0:r1, c0:c1]
+            for w, column in enumerate(columns):
+                np.bitwise_xor(q[r0:r1, w:w + 1], column[None, c0:c1], out=x)
+                if w == 0:
+                    np.bitwise_count(x, out=target, casting="unsafe")
+                else:
+                    target += np.bitwise_count(x).astype(dtype, copy=False)
     return out

@@ -29,7 +29,7 @@ METRIC_NAMES = ("map", "map@k", "precision@k", "recall@k", "pr_curve", "precisio
 MAP_NORMS = ("hits_in_topk", "min_k_R", "R")
 ZERO_RELEVANT = ("count_as_zero", "exclude")
 EMPTY_RADIUS = ("zero", "exclude")
-DEFAULT_BLOCK_ELEMENTS = 1 << 21
+DEFAULT_BLOCK_ELEMENTS = 1 << 19
 
 
 def _parse_metrics(metrics: Iterable[str], topk: Sequence[int]) -> tuple[set[str], list[int]]:

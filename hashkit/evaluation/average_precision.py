@@ -20,6 +20,7 @@ to ``sum_j rel_j P@j`` (``H`` = harmonic numbers); positions beyond ``k`` are cu
 
 from __future__ import annotations
 
+import functools
 from typing import Sequence
 
 import attrs
@@ -98,6 +99,23 @@ def _empty_topk(ks: Sequence[int], b: int) -> dict[int, np.ndarray]:
     return {k: np.zeros(b) for k in ks}
 
 
+@functools.lru_cache(maxsize=4)
+def _key_base(b: int, n: int, s: int, v: int) -> np.ndarray:
+    """``(row * nb + j // s) * v`` for a ``(b, n)`` block (read-only, cached: the same for every block)."""
+    nb = -(-n // s)
+    base = (np.arange(b)[:, None] * nb + (np.arange(n) // s)[None, :]) * v
+    base.setflags(write=False)
+    return base
+
+
+@functools.lru_cache(maxsize=4)
+def _lower_triangle(s: int) -> np.ndarray:
+    """``tri[p, t] = t <= p`` (bool ``(s, s)``, read-only)."""
+    tri = np.tril(np.ones((s, s), dtype=bool))
+    tri.setflags(write=False)
+    return tri
+
+
 def hamming_block_stats(dist: np.ndarray, pairs: tuple[np.ndarray, np.ndarray], num_bits: int,
                         ks: Sequence[int] = (), drop_last_item: bool = False, index_block: int | None = None
                         ) -> BlockStats:
@@ -116,13 +134,11 @@ def hamming_block_stats(dist: np.ndarray, pairs: tuple[np.ndarray, np.ndarray], 
     s = index_block
     nb = -(-n // s)
     rows = np.arange(b)
-    # per-query histograms over (distance, index block): key = (row * V + distance) * nb + block
-    key = np.empty((b, n), dtype=np.intp)
-    np.multiply(dist, nb, out=key, casting="unsafe")
-    key += (np.arange(n) // s)[None, :] + (rows * (v * nb))[:, None]
-    block_hist = np.bincount(key.ravel(), minlength=b * v * nb).reshape(b, v, nb)
+    # per-query histograms over (index block, distance): key = (row * nb + block) * V + distance
+    key = np.add(_key_base(b, n, s, v), dist, dtype=np.intp)
+    block_hist = np.bincount(key.ravel(), minlength=b * nb * v).reshape(b, nb, v)
     del key
-    hist = block_hist.sum(axis=2)
+    hist = block_hist.sum(axis=1)
     if drop_last_item and n:
         dmax = dist.max(axis=1)
         last = n - 1 - np.argmax((dist == dmax[:, None])[:, ::-1], axis=1)
@@ -130,19 +146,24 @@ def hamming_block_stats(dist: np.ndarray, pairs: tuple[np.ndarray, np.ndarray], 
         keep = j != last[qi]
         qi, j = qi[keep], j[keep]
     d = dist[qi, j].astype(np.intp)
-    less = np.cumsum(hist, axis=1) - hist
     blk = j // s
     pos = j - blk * s
-    # same-distance items before j inside j's index block (the block prefix counts the earlier blocks)
+    # items ranked before j's index block: smaller distance anywhere, or equal distance in an earlier block.
+    # In the (row, distance, block) layout both are an exclusive running sum over one flattened row.
+    running = np.ascontiguousarray(block_hist.transpose(0, 2, 1)).reshape(b, v * nb)
+    running = running.cumsum(axis=1)
+    flat = d * nb + blk
+    before = np.where(flat > 0, running[qi, np.maximum(flat - 1, 0)], 0)
+    # same-distance items up to j inside j's index block
     if nb * s != n:
         padded = np.zeros((b, nb * s), dtype=dist.dtype)
         padded[:, :n] = dist
     else:
         padded = dist
     window = padded.reshape(b, nb, s)[qi, blk]
-    same = (window == d[:, None].astype(dist.dtype)) & (np.arange(s)[None, :] <= pos[:, None])
-    before_blocks = (np.cumsum(block_hist, axis=2) - block_hist)[qi, d, blk]
-    rank = less[qi, d] + before_blocks + np.count_nonzero(same, axis=1)
+    same = window == d[:, None].astype(dist.dtype)
+    same &= _lower_triangle(s)[pos]
+    rank = before + np.count_nonzero(same, axis=1)
     # rank among relevant items: pairs are sorted by (row, index); sort stably by (row, distance)
     order = np.argsort(qi * v + d, kind="stable")
     num_rel = np.bincount(qi, minlength=b)

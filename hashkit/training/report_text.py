@@ -13,41 +13,29 @@ SELECTION_LABELS = {"best_val": "best_val", "best_query": "best_query (test-sele
 
 
 def report_table(report: dict[str, Any]) -> str:
-    """Header lines naming recipe, dataset, protocol and selection, then the table."""
-    results = report["results"]
+    """A title naming recipe, dataset, protocol and selection, then one row per code length
+    (rendered by :func:`hashkit.evaluation.report.format_table`)."""
+    from hashkit.evaluation.report import format_table
+
     key = "map_tie_aware" if report.get("ties") == "tie_aware" else "map"
     selection = report.get("selection", "last")
-    kinds: list[str] = []
-    for res in results.values():
-        for kind in res["last"]:
-            if kind not in kinds:
-                kinds.append(kind)
-    columns = []
-    for kind in kinds:
-        columns.append((f"{kind} mAP (last)" if selection != "last" else f"{kind} mAP", "last", kind))
+    label = SELECTION_LABELS.get(selection, selection)
+    rows: dict[Any, dict[str, Any]] = {}
+    columns: list[str] = []
+    for length, res in report["results"].items():
+        row: dict[str, Any] = {}
+        for kind, scores in res["last"].items():
+            name = f"{kind} mAP" if selection == "last" else f"{kind} mAP (last)"
+            row[name] = scores.get(key)
+            if selection != "last":
+                row[f"{kind} mAP ({label})"] = res.get("selected", {}).get(kind, {}).get(key)
         if selection != "last":
-            columns.append((f"{kind} mAP ({SELECTION_LABELS.get(selection, selection)})", "selected", kind))
-    header = ["bits", *(c[0] for c in columns)]
-    rows = []
-    for length, res in results.items():
-        row = [str(length)]
-        for _, which, kind in columns:
-            value = res.get(which, {}).get(kind, {}).get(key)
-            row.append("-" if value is None else f"{value:.4f}")
-        if selection != "last":
-            row[0] += f" (round {res.get('selected_round')})"
-        rows.append(row)
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-
-    def line(cells):
-        return " | ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths)))
-
-    lines = [
-        f"recipe {report['recipe']} on {report['dataset']} ({report['protocol']}); "
-        f"training protocol {report['training_protocol']}; ties: {report.get('ties', 'index')}"
-        + ("; last database item dropped (official parity)" if report.get("drop_last_item") else ""),
-        line(header),
-        "-+-".join("-" * w for w in widths),
-        *(line(r) for r in rows),
-    ]
-    return "\n".join(lines)
+            row["selected round"] = res.get("selected_round")
+        for name in row:
+            if name not in columns:
+                columns.append(name)
+        rows[int(length) if str(length).isdigit() else length] = row
+    title = (f"recipe {report['recipe']} on {report['dataset']} ({report['protocol']}); training protocol "
+             f"{report['training_protocol']}; mAP@all, ties {'tie-aware' if key == 'map_tie_aware' else 'by database index'}"
+             + ("; last database item dropped (official parity)" if report.get("drop_last_item") else ""))
+    return format_table(rows, columns=columns, title=title)

@@ -14,7 +14,8 @@ to a common width ``d`` with a learnable stage embedding (layouts ``grid`` and `
 
 All graphs of a batch have the same node count, so the batch is one disconnected PyG graph whose
 ``edge_index`` is the per-image pattern shifted by ``image * N`` (no Python loop over images); the kNN
-search is a batched ``cdist + topk`` in torch (pyg-lib is not available). Readout: ``[mean_n ; max_n]``.
+search is the batched pure-torch one of ``_knn`` (pyg-lib is not available). Readout: ``[mean_n ; max_n]``,
+then BatchNorm1d (``readout_norm``; the first layer of the design's hash head).
 
 Background suppression: the last stage is the attention-refined map ``AggregationInput.features``
 (``use_features``), and attention map ``mask_map`` (the ``background_suppression`` soft mask) multiplies the
@@ -38,6 +39,7 @@ from torch_geometric.nn import EdgeConv, GATConv, GCNConv
 
 from hashkit.errors import ContractError
 from hashkit.interfaces import Aggregation, AggregationInput, AggregationOutput, BuildContext, FeatureSpec
+from hashkit_plugins.aggregation._knn import edge_index_from_knn, knn_indices
 from hashkit_plugins.aggregation._multilevel_nodes import GridNodes, StageNodes
 
 
@@ -67,26 +69,10 @@ class GNNMultilevelConfig:
     #: GAT attention heads (averaged)
     heads: int = attrs.field(default=1, validator=attrs.validators.ge(1))
     readout: Literal["mean_max", "mean", "max"] = "mean_max"
-
-
-def batched_knn(h: Tensor, k: int) -> Tensor:
-    """``(B, N, k)`` indices of the ``k`` nearest nodes of each node within its own graph (self included).
-
-    ``h``: ``(B, N, D)``. Euclidean distances; ``k`` is capped at ``N``; ties go to the lower index.
-    """
-    d = torch.cdist(h.detach().float(), h.detach().float())
-    d.diagonal(dim1=1, dim2=2).fill_(float("-inf"))  # self is always its own first neighbour
-    return d.topk(min(k, h.shape[1]), dim=2, largest=False).indices
-
-
-def batched_edge_index(neighbours: Tensor) -> Tensor:
-    """PyG ``edge_index (2, B·N·k)`` (row 0 source = neighbour, row 1 target = centre) from ``(B, N, k)``
-    per-graph neighbour indices, shifted by ``image * N`` so the batch is one disconnected graph."""
-    b, n, k = neighbours.shape
-    offset = (torch.arange(b, device=neighbours.device) * n).view(b, 1, 1)
-    src = neighbours + offset
-    dst = torch.arange(n, device=neighbours.device).view(1, n, 1).expand(b, n, k) + offset
-    return torch.stack([src.reshape(-1), dst.reshape(-1)])
+    #: BatchNorm1d on the readout: the first layer of the design's hash head (BN1d(1024) -> Linear -> BN -> ELU ->
+    #: Linear -> tanh), kept here because the ``linear`` head has no BatchNorm; it removes the part of the
+    #: descriptor shared by every image, which otherwise dominates and collapses all codes to one
+    readout_norm: Literal["batchnorm", "none"] = "batchnorm"
 
 
 class _DenseAttentionLayer(nn.Module):
@@ -120,7 +106,7 @@ class _PyGLayer(nn.Module):
 
     def forward(self, h: Tensor, neighbours: Tensor) -> Tensor:
         b, n, _ = h.shape
-        out = self.conv(rearrange(h, "b n d -> (b n) d"), batched_edge_index(neighbours))
+        out = self.conv(rearrange(h, "b n d -> (b n) d"), edge_index_from_knn(neighbours))
         return rearrange(out, "(b n) d -> b n d", b=b, n=n)
 
 
@@ -137,7 +123,7 @@ class MultilevelGNN(nn.Module):
     def neighbours(self, h: Tensor) -> Tensor | None:
         b, n, _ = h.shape
         if self.graph == "knn":
-            return batched_knn(h, self.k)
+            return knn_indices(h, self.k, self_loops=True)
         if self.layer_kind == "attention":
             return None  # dense attention needs no mask
         return torch.arange(n, device=h.device).view(1, 1, n).expand(b, n, n)
@@ -163,6 +149,7 @@ class GNNMultilevel(Aggregation):
             self.nodes = StageNodes(channels, cfg.dim, cfg.stage_hidden)
         self.gnn = MultilevelGNN(cfg.dim, cfg.num_layers, cfg.layer, cfg.graph, cfg.k, cfg.heads)
         width = 2 * cfg.dim if cfg.readout == "mean_max" else cfg.dim
+        self.readout_norm = nn.BatchNorm1d(width) if cfg.readout_norm == "batchnorm" else nn.Identity()
         self.descriptor_dims = {"global": width}
 
     def stage_maps(self, inp: AggregationInput) -> list[Tensor]:
@@ -190,7 +177,7 @@ class GNNMultilevel(Aggregation):
             desc = h.mean(dim=1)
         else:
             desc = h.amax(dim=1)
-        return AggregationOutput(descriptors={"global": desc}, extras={"nodes": h})
+        return AggregationOutput(descriptors={"global": self.readout_norm(desc)}, extras={"nodes": h})
 
 
 def build_gnn_multilevel(cfg: GNNMultilevelConfig, ctx: BuildContext) -> GNNMultilevel:

@@ -122,7 +122,7 @@ class InceptionV3(Backbone):
     def _transform(self, x: Tensor) -> Tensor:
         mean = x.new_tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
         std = x.new_tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
-        return (x * std + mean - 0.5) / 0.5
+        return x * (std / 0.5) + (mean - 0.5) / 0.5
 
     def forward(self, x: Tensor, taps: Sequence[str]) -> dict[str, Tensor]:
         self.check_taps(taps)

@@ -35,14 +35,15 @@ def require(name: str, root: Path, *relpaths: str) -> list[Path]:
     return paths
 
 
-def read_rows(path: Path, fields: int, *, maxsplit: int | None = None) -> list[list[str]]:
+def read_rows(path: Path, fields: int, *, maxsplit: int | None = None, comments: bool = False) -> list[list[str]]:
     """Non-empty lines of ``path`` split on whitespace (at most ``maxsplit`` times); each must have
-    ``fields`` fields (or at least ``fields`` when ``fields`` is negative: ``-2`` = two or more)."""
+    ``fields`` fields (or at least ``fields`` when ``fields`` is negative: ``-2`` = two or more). With
+    ``comments``, lines starting with ``#`` are skipped."""
     rows = []
     with open(path, encoding="utf-8") as fh:
         for lineno, line in enumerate(fh, 1):
             line = line.strip()
-            if not line:
+            if not line or (comments and line.startswith("#")):
                 continue
             parts = line.split(None, maxsplit if maxsplit is not None else -1)
             ok = len(parts) >= -fields if fields < 0 else len(parts) == fields
@@ -174,3 +175,13 @@ def read_label_list(path: Path, prefix: str, base: int) -> tuple[list[str], list
         items.append(prefix + rel)
         labels.append(parse_int(label, path, "label") - base)
     return items, labels
+
+
+def folder_names(items: Sequence[str], labels: Sequence[int], num_classes: int) -> list[str]:
+    """Class names taken from the parent folder of each class's first image (its label if it has none)."""
+    from pathlib import PurePosixPath
+
+    folder: dict[int, str] = {}
+    for rel, label in zip(items, labels):
+        folder.setdefault(label, PurePosixPath(rel).parent.name)
+    return [folder.get(c, str(c)) for c in range(num_classes)]

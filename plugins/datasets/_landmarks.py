@@ -230,7 +230,7 @@ def build_revisited(cfg: RevisitedConfig, name: str, queries: int, database: int
         raise DataError(f"{name}: image folder not found: {folder}")
     return landmark_data(name, [str(q) for q in data["qimlist"]], [str(n) for n in data["imlist"]], gt, boxes,
                          folder, cfg.suffix, cfg.layout, cfg.crop_queries,
-                         "revisited: query = 70 cropped queries, database = imlist; Easy/Medium/Hard with junk")
+                         "revisited: query = cropped qimlist images, database = imlist; Easy/Medium/Hard with junk")
 
 
 def build_classic(cfg: ClassicConfig, name: str, queries: int, database: tuple[int, ...]) -> RetrievalData:

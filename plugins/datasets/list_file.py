@@ -45,9 +45,7 @@ def _list_path(root: Path, name: str, key: str) -> Path:
 
 def read_multi_label_list(path: Path) -> tuple[list[str], list[list[int]]]:
     items, labels = [], []
-    for row in read_rows(path, -2):
-        if row[0].startswith("#"):
-            continue
+    for row in read_rows(path, -2, comments=True):
         items.append(row[0])
         ids = [parse_int(x, path, "label") for x in row[1:]]
         if any(c < 0 for c in ids):
@@ -86,7 +84,7 @@ def write_miniature(tmp: Path) -> dict:
     root = tmp / "lists"
     for i in range(6):
         write_tiny_image(root / "img" / f"{i}.jpg", i)
-    write_lines(root / "train.txt", ["# path labels", "img/0.jpg 0", "img/1.jpg 1 2", "img/2.jpg 2", "img/3.jpg 0 1"])
+    write_lines(root / "train.txt", ["# path label [label ...]", "img/0.jpg 0", "img/1.jpg 1 2", "img/2.jpg 2", "img/3.jpg 0 1"])
     write_lines(root / "query.txt", ["img/4.jpg 1", "img/5.jpg 0 2"])
     write_lines(root / "classes.txt", ["red", "green", "blue"])
     return {"root": str(root), "classes_file": "classes.txt",

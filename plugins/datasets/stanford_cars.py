@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Literal
 
 import attrs
+import numpy as np
 
 from hashkit.errors import DataError
 from hashkit.interfaces import BuildContext, RetrievalData
@@ -42,21 +43,21 @@ class StanfordCarsConfig:
 def _field(annos, name: str, path: Path) -> list:
     if annos.dtype.names is None or name not in annos.dtype.names:
         raise DataError(f"{path}: annotations have no field {name!r}")
-    return [v.item() if hasattr(v, "item") else v for v in annos[name].reshape(-1)]
+    return [v.item() if hasattr(v, "item") else v for v in np.atleast_1d(annos[name])]
 
 
 def _class_names(path: Path) -> list[str]:
     mat = load_mat("stanford_cars", path)
     if "class_names" not in mat:
         raise DataError(f"{path}: no field 'class_names'")
-    return [str(n) for n in mat["class_names"].reshape(-1)]
+    return [str(n) for n in np.atleast_1d(mat["class_names"])]
 
 
 def _annotations(path: Path):
     mat = load_mat("stanford_cars", path)
     if "annotations" not in mat:
         raise DataError(f"{path}: no field 'annotations'")
-    return mat["annotations"].reshape(-1)
+    return np.atleast_1d(mat["annotations"])
 
 
 def _detect(root: Path) -> str:
@@ -64,7 +65,7 @@ def _detect(root: Path) -> str:
         return "annos"
     if (root / "devkit").is_dir():
         return "devkit"
-    if (root / "train.txt").exists():
+    if (root / "train.txt").exists() or (root / "test.txt").exists():
         return "txt"
     return "annos"  # reports the missing official file
 

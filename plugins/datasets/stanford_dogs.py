@@ -14,15 +14,16 @@ come from ImageNet, so ImageNet-pretrained backbones have seen them.
 
 from __future__ import annotations
 
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Literal
 
 import attrs
+import numpy as np
 
 from hashkit.errors import DataError
 from hashkit.interfaces import BuildContext, RetrievalData
 from hashkit_plugins.datasets._files import (check_counts, counts_validator, dataset_example, dataset_root,
-                                             expected_or_default, fine_grained_data, load_mat, read_label_list,
+                                             expected_or_default, fine_grained_data, folder_names, load_mat, read_label_list,
                                              require, write_lines, write_tiny_image)
 
 OFFICIAL = {"train": 12000, "query": 8580, "classes": 120}
@@ -43,8 +44,8 @@ def _read_mat(path: Path) -> tuple[list[str], list[int]]:
     for key in ("file_list", "labels"):
         if key not in mat:
             raise DataError(f"{path}: no field {key!r} (expected the official lists/*_list.mat)")
-    files = [str(f if isinstance(f, str) else f.item()) for f in mat["file_list"]]
-    labels = [int(x) - 1 for x in mat["labels"].reshape(-1)]
+    files = [str(f if isinstance(f, str) else f.item()) for f in np.atleast_1d(mat["file_list"])]
+    labels = [int(x) - 1 for x in np.atleast_1d(mat["labels"])]
     if len(files) != len(labels):
         raise DataError(f"{path}: {len(files)} files but {len(labels)} labels")
     return [f"Images/{f}" for f in files], labels
@@ -65,10 +66,7 @@ def build_stanford_dogs(cfg: StanfordDogsConfig, ctx: BuildContext) -> Retrieval
         train, test = read_label_list(train_file, prefix, 1), read_label_list(test_file, prefix, 1)
     labels = train[1] + test[1]
     num_classes = max(labels, default=-1) + 1
-    folder: dict[int, str] = {}
-    for rel, label in zip(train[0] + test[0], labels):
-        folder.setdefault(label, PurePosixPath(rel).parent.name)
-    names = [folder.get(c, str(c)) for c in range(num_classes)]
+    names = folder_names(train[0] + test[0], labels, num_classes)
     counts = {"train": len(train[0]), "query": len(test[0]), "classes": num_classes}
     check_counts("stanford_dogs", root, counts, expected_or_default(cfg.expected_counts, OFFICIAL))
     return fine_grained_data("stanford_dogs", root, names, train, test)

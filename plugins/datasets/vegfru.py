@@ -8,14 +8,14 @@ image folders' names. Official sizes: 292 classes, 29,200 train, 116,931 test.
 
 from __future__ import annotations
 
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import attrs
 
 from hashkit.errors import DataError
 from hashkit.interfaces import BuildContext, RetrievalData
 from hashkit_plugins.datasets._files import (check_counts, counts_validator, dataset_example, dataset_root,
-                                             expected_or_default, fine_grained_data, parse_int, read_rows,
+                                             expected_or_default, fine_grained_data, folder_names, read_label_list,
                                              require, write_lines, write_tiny_image)
 
 OFFICIAL = {"train": 29200, "query": 116931, "classes": 292}
@@ -29,26 +29,15 @@ class VegFruConfig:
     expected_counts: dict[str, int] | None = attrs.field(default=None, validator=counts_validator)
 
 
-def _read_split(path: Path) -> tuple[list[str], list[int]]:
-    items, labels = [], []
-    for rel, label in read_rows(path, 2):
-        items.append(rel)
-        labels.append(parse_int(label, path, "label"))
-    return items, labels
-
-
 def build_vegfru(cfg: VegFruConfig, ctx: BuildContext) -> RetrievalData:
     """VegFru (292 classes) from vegfru_list/vegfru_{train,test}.txt (query = test, database = train)."""
     root = dataset_root("vegfru", cfg.root)
     train_list, test_list = require("vegfru", root, "vegfru_list/vegfru_train.txt", "vegfru_list/vegfru_test.txt")
-    train, test = _read_split(train_list), _read_split(test_list)
+    train, test = read_label_list(train_list, "", 0), read_label_list(test_list, "", 0)
     num_classes = max(train[1] + test[1], default=-1) + 1
-    folder: dict[int, str] = {}
-    for rel, label in zip(train[0] + test[0], train[1] + test[1]):
-        folder.setdefault(label, PurePosixPath(rel).parent.name)
     if min(train[1] + test[1], default=0) < 0:
         raise DataError(f"{train_list}: labels must be 0-based class ids")
-    names = [folder.get(c, str(c)) for c in range(num_classes)]
+    names = folder_names(train[0] + test[0], train[1] + test[1], num_classes)
     counts = {"train": len(train[0]), "query": len(test[0]), "classes": num_classes}
     check_counts("vegfru", root, counts, expected_or_default(cfg.expected_counts, OFFICIAL))
     return fine_grained_data("vegfru", root, names, train, test)

@@ -17,12 +17,13 @@ import torch
 import torch.nn.functional as F
 
 from hashkit.interfaces import BuildContext, Loss, LossInputs, LossResult
+from hashkit_plugins.losses._code_input import CodeInput, code_tensor
 
 
 @attrs.frozen
 class QuantizationConfig:
     form: Literal["l2", "sign_gap", "log_cosh"] = "l2"
-    input: Literal["codes", "logits"] = "codes"
+    input: CodeInput = "codes"
 
 
 class QuantizationLoss(Loss):
@@ -32,7 +33,7 @@ class QuantizationLoss(Loss):
         self.requires = (cfg.input,)
 
     def forward(self, inputs: LossInputs) -> LossResult:
-        u = getattr(inputs, self.cfg.input).float()
+        u = code_tensor(inputs, self.cfg.input, "quantization")
         if self.cfg.form == "l2":
             value = (u.abs() - 1).pow(2).mean()
         elif self.cfg.form == "sign_gap":

@@ -1,0 +1,116 @@
+"""``hashkit data``: split manifests and dataset checks.
+
+    hashkit data manifest RECIPE_OR_DATASET [--set KEY=VALUE ...] [--out FILE] [--check FILE]
+    hashkit data check RECIPE_OR_DATASET [--set KEY=VALUE ...] [--manifest FILE] [--images]
+
+``RECIPE_OR_DATASET`` is a recipe file (``.toml``; ``--set`` overrides recipe keys such as
+``data.dataset.root=/data/CUB_200_2011``) or a registered dataset name (``--set`` then sets that dataset's
+config keys, e.g. ``root=/data/CUB_200_2011``). A missing file, a count mismatch or a split that differs
+from a manifest exits with status 2 and one line saying what differs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+from collections import Counter
+from pathlib import Path
+
+from hashkit.cli.args import add_set_option
+from hashkit.errors import DataError
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser("data", help="dataset split manifests and checks",
+                                   description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+
+    p = sub.add_parser("manifest", help="write (or --check) the split manifest of a recipe's dataset or a dataset")
+    p.add_argument("source", metavar="RECIPE_OR_DATASET")
+    add_set_option(p)
+    p.add_argument("--out", type=Path, help="write the manifest here (default: print its summary only)")
+    p.add_argument("--check", type=Path, metavar="FILE", help="verify the dataset against this manifest")
+    p.set_defaults(func=run_manifest)
+
+    c = sub.add_parser("check", help="load a dataset and print its counts per split and class")
+    c.add_argument("source", metavar="RECIPE_OR_DATASET")
+    add_set_option(c)
+    c.add_argument("--manifest", type=Path, help="also verify the split against this manifest")
+    c.add_argument("--images", action="store_true", help="open every image and report unreadable ones")
+    c.set_defaults(func=run_check)
+    parser.set_defaults(func=lambda args: (parser.print_help(), 2)[1])
+
+
+def load_data(source: str, overrides: list[str]):
+    """The RetrievalData of a recipe file or of a registered dataset name with ``--set`` config keys."""
+    from hashkit.assemble import build_dataset, make_component
+    from hashkit.recipe.load import load_recipe
+    from hashkit.recipe.overrides import parse_set
+
+    path = Path(source)
+    if path.suffix == ".toml" or path.is_file():
+        return build_dataset(load_recipe(path, overrides or None))
+    params = dict(parse_set(item) for item in overrides)
+    return make_component("dataset", source, params)
+
+
+def run_manifest(args: argparse.Namespace) -> int:
+    from hashkit.data.manifest import build_manifest, verify_manifest, write_manifest
+
+    data = load_data(args.source, args.overrides)
+    if args.check:
+        manifest = verify_manifest(data, args.check)
+        print(f"{data.name}: split matches {args.check} ({manifest['checksum']}; "
+              + ", ".join(f"{k} {v}" for k, v in manifest["counts"].items()) + ")")
+    if args.out:
+        manifest = write_manifest(data, args.out)
+        print(f"wrote {args.out}: {manifest['checksum']}")
+    elif not args.check:
+        manifest = build_manifest(data)
+        summary = {k: manifest[k] for k in ("dataset", "version", "protocol", "num_classes", "counts", "checksum")}
+        json.dump(summary, sys.stdout, indent=1)
+        print()
+    return 0
+
+
+def run_check(args: argparse.Namespace) -> int:
+    from hashkit.data.image_dataset import ImageDataset
+    from hashkit.data.manifest import verify_manifest
+
+    data = load_data(args.source, args.overrides)
+    print(f"{data.name}: {data.num_classes} classes; protocol: {data.protocol}")
+    names = list(data.splits)
+    per_class = {}
+    for name in names:
+        split = data.split(name)
+        per_class[name] = Counter(int(c) for row in split.targets for c in row.nonzero().flatten())
+        same = [o for o in names[: names.index(name)] if data.splits[o] is split]
+        print(f"  {name:<9} {len(split):>8} images" + (f" (same as {same[0]})" if same else ""))
+    width = max((len(str(n)) for n in data.class_names), default=5)
+    print(f"  {'class':<{width}} " + " ".join(f"{n:>9}" for n in names))
+    for c in range(data.num_classes):
+        label = str(data.class_names[c]) if c < len(data.class_names) else str(c)
+        print(f"  {label:<{width}} " + " ".join(f"{per_class[n].get(c, 0):>9}" for n in names))
+    if args.images:
+        bad_total = 0
+        seen = set()
+        for name in names:
+            split = data.split(name)
+            if id(split) in seen:
+                continue
+            seen.add(id(split))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                found = ImageDataset(split, skip_bad_images=True).scan()
+            for index, message in found.items():
+                print(f"  bad image in {name}: {message}")
+            bad_total += len(found)
+        if bad_total:
+            raise DataError(f"{data.name}: {bad_total} unreadable image(s), listed above")
+        print("  all images readable")
+    if args.manifest:
+        manifest = verify_manifest(data, args.manifest)
+        print(f"  split matches {args.manifest} ({manifest['checksum']})")
+    return 0

@@ -1,0 +1,149 @@
+"""Versioned split manifests: the exact query and database lists of a dataset, with a checksum.
+
+A manifest is a JSON file::
+
+    {"format": "hashkit-split-manifest", "version": 1, "dataset": "cub200",
+     "protocol": "query=test, database=train", "num_classes": 200, "class_names": [...],
+     "counts": {"query": 5794, "database": 5994},
+     "checksum": "sha256:<hex>",
+     "splits": {"query": [["images/001.../x.jpg", [0]], ...], "database": [...]}}
+
+``checksum`` is the sha256 of the canonical text of the lists: the line ``classes\\t<n>\\t<names joined by
+\\x1f>`` followed, for each split in the order above, by ``<split>\\t<item>\\t<labels joined by ,>`` lines (labels
+are the target's non-zero columns, ascending). Two users whose checksums agree evaluated on the same images
+with the same labels in the same order. A ``train`` list is included only when it differs from the database.
+Roots are not recorded (items are relative), so manifests compare across machines.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from hashkit.errors import DataError
+from hashkit.interfaces.dataset import RetrievalData, Split
+
+FORMAT = "hashkit-split-manifest"
+VERSION = 1
+
+
+def _rows(split: Split) -> list[tuple[str, list[int]]]:
+    labels = [row.nonzero().flatten().tolist() for row in split.targets]
+    return [(str(item), lab) for item, lab in zip(split.items, labels)]
+
+
+def _split_names(data: RetrievalData) -> list[str]:
+    names = ["query", "database"]
+    if "train" in data.splits and data.splits["train"] is not data.splits.get("database"):
+        names.append("train")
+    return names
+
+
+def checksum(class_names: list[str], num_classes: int, splits: dict[str, list]) -> str:
+    """sha256 of the canonical text of ``splits`` (``{name: [(item, [labels])]}``, in dict order)."""
+    h = hashlib.sha256()
+    h.update(f"classes\t{num_classes}\t{chr(0x1f).join(class_names)}\n".encode())
+    for name, rows in splits.items():
+        for item, labels in rows:
+            h.update(f"{name}\t{item}\t{','.join(str(int(c)) for c in labels)}\n".encode())
+    return "sha256:" + h.hexdigest()
+
+
+def build_manifest(data: RetrievalData) -> dict[str, Any]:
+    """The manifest (a JSON-ready dict) of ``data``'s query and database (and distinct train) splits."""
+    splits = {name: _rows(data.split(name)) for name in _split_names(data)}
+    names = [str(n) for n in data.class_names]
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        "dataset": data.name,
+        "protocol": data.protocol,
+        "num_classes": data.num_classes,
+        "class_names": names,
+        "counts": {name: len(rows) for name, rows in splits.items()},
+        "checksum": checksum(names, data.num_classes, splits),
+        "splits": {name: [[item, labels] for item, labels in rows] for name, rows in splits.items()},
+    }
+
+
+def fingerprint(data: RetrievalData) -> dict[str, Any]:
+    """What a run directory records about its split: dataset, manifest version, counts and checksum."""
+    m = build_manifest(data)
+    return {k: m[k] for k in ("dataset", "version", "counts", "checksum")}
+
+
+def write_manifest(data: RetrievalData, path: str | Path) -> dict[str, Any]:
+    """Write ``data``'s manifest to ``path`` atomically; returns it."""
+    manifest = build_manifest(data)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(manifest, fh, indent=1)
+            fh.write("\n")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return manifest
+
+
+def read_manifest(path: str | Path) -> dict[str, Any]:
+    """Load a manifest and check its format, version and that its lists still match its own checksum."""
+    path = Path(path)
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataError(f"split manifest not found: {path}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DataError(f"split manifest {path} is not valid JSON: {exc}") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise DataError(f"{path} is not a hashkit split manifest (format {FORMAT!r})")
+    if manifest.get("version") != VERSION:
+        raise DataError(f"split manifest {path} has version {manifest.get('version')!r}; this hashkit reads {VERSION}")
+    try:
+        splits = {name: [(item, labels) for item, labels in rows] for name, rows in manifest["splits"].items()}
+        own = checksum(manifest["class_names"], manifest["num_classes"], splits)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise DataError(f"split manifest {path} is malformed: {exc}") from None
+    if own != manifest.get("checksum"):
+        raise DataError(f"split manifest {path} was edited: its lists do not match its checksum")
+    return manifest
+
+
+def _first_difference(name: str, expected: list, actual: list) -> str:
+    for i, (e, a) in enumerate(zip(expected, actual)):
+        if list(e) != list(a):
+            return f"{name} row {i}: manifest {e[0]} {e[1]}, dataset {a[0]} {a[1]}"
+    return f"{name} has {len(actual)} rows, manifest {len(expected)}"
+
+
+def verify_manifest(data: RetrievalData, path: str | Path) -> dict[str, Any]:
+    """Check that ``data`` has exactly the split recorded in the manifest at ``path``; returns the manifest.
+
+    Raises :class:`DataError` with one line naming the manifest, the first differing split and row.
+    """
+    expected = read_manifest(path)
+    actual = build_manifest(data)
+    if actual["checksum"] == expected["checksum"]:
+        return expected
+    if actual["dataset"] != expected["dataset"]:
+        raise DataError(f"split differs from manifest {path}: it is for dataset {expected['dataset']!r}, "
+                        f"this is {actual['dataset']!r}")
+    if actual["class_names"] != expected["class_names"] or actual["num_classes"] != expected["num_classes"]:
+        raise DataError(f"split differs from manifest {path}: the class list differs "
+                        f"({actual['num_classes']} classes, manifest {expected['num_classes']})")
+    for name in sorted(set(expected["splits"]) | set(actual["splits"])):
+        e, a = expected["splits"].get(name), actual["splits"].get(name)
+        if e is None or a is None:
+            raise DataError(f"split differs from manifest {path}: split {name!r} is only in the "
+                            f"{'dataset' if e is None else 'manifest'}")
+        if e != a:
+            raise DataError(f"split differs from manifest {path} ({expected['checksum'][:19]}... vs "
+                            f"{actual['checksum'][:19]}...): {_first_difference(name, e, a)}")
+    raise DataError(f"split differs from manifest {path}: checksum mismatch")

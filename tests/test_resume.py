@@ -1,0 +1,147 @@
+"""Kill-and-resume: a training subprocess killed with SIGKILL mid-run and resumed with ``hashkit train --resume``
+ends with exactly the weights, learned database codes, optimiser state, evaluation codes and metrics log of an
+uninterrupted run."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+import training_helpers as th
+
+HELPER = Path(th.__file__)
+
+
+def _recipe():
+    # ADSH (stateful protocol: B, U, S, per-round sample) is the hardest case; best_query selection adds the
+    # selected-model file. 2 code lengths x 3 rounds x 3 epochs x 4 batches = 72 steps.
+    return th.adsh_recipe(
+        code_lengths=[8, 12],
+        protocol={"name": "adsh", "rounds": 3, "epochs": 3, "num_samples": 32, "gamma": 200.0},
+        train={"progress": False, "checkpoint_every": 3, "selection": "best_query"},
+    )
+
+
+def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 120.0) -> None:
+    deadline = time.time() + timeout
+    while not path.exists():
+        if proc.poll() is not None:
+            out = proc.stdout.read().decode(errors="replace") if proc.stdout else ""
+            raise AssertionError(f"training finished (rc {proc.returncode}) before {path} appeared:\n{out[-3000:]}")
+        if time.time() > deadline:
+            proc.kill()
+            raise AssertionError(f"timed out waiting for {path}")
+        time.sleep(0.002)
+
+
+def _metrics(run_dir: Path, length: int) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / f"L{length}" / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume_equals_uninterrupted(tmp_path):
+    kill_when = "L8/checkpoint.json"  # first checkpoint of the first code length: both lengths run after resume
+    recipe = _recipe()
+    recipe_file = tmp_path / "recipe.json"
+    recipe_file.write_text(json.dumps(recipe))
+    run_dir = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, str(HELPER), "train", str(run_dir), str(recipe_file)],
+                            env=th.subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        _wait_for(run_dir / kill_when, proc)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == -signal.SIGKILL
+    assert not (run_dir / "report.json").exists(), "the run finished before it was killed"
+
+    # the uninterrupted reference, in this process (same thread count, same code)
+    from hashkit.training import train
+
+    reference_dir = tmp_path / "reference"
+    train(recipe, reference_dir)
+
+    resumed = subprocess.run([sys.executable, "-m", "hashkit.cli.main", "train", "--resume", str(run_dir)],
+                             env=th.subprocess_env(), capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "mAP" in resumed.stdout
+
+    for length in (8, 12):
+        ref = th.final_state(reference_dir, length)
+        got = th.final_state(run_dir, length)
+        assert sorted(ref) == sorted(got)
+        for key in ref:
+            assert torch.equal(ref[key], got[key]), f"L{length}: {key} differs after kill + resume"
+        assert _metrics(run_dir, length) == _metrics(reference_dir, length)
+    ref_report = json.loads((reference_dir / "report.json").read_text())["results"]
+    got_report = json.loads((run_dir / "report.json").read_text())["results"]
+    for length in ("8", "12"):
+        for key in ("last", "selected", "selected_round", "steps"):
+            assert got_report[length][key] == ref_report[length][key]
+
+
+def test_resume_from_a_mid_round_checkpoint_in_process(tmp_path):
+    """Copy the run directory right after the step-4 checkpoint (mid-round, mid-epoch), resume the copy: it
+    ends equal to the run it was copied from."""
+    import shutil
+
+    from hashkit.training import train
+    from hashkit.training import trainer as trainer_mod
+
+    recipe = th.adsh_recipe(train={"progress": False, "checkpoint_every": 4})
+    original_save = trainer_mod.LengthTrainer.save
+    snapshots = []
+
+    def save_and_snapshot(self):
+        original_save(self)
+        if self.position.step == 4 and not snapshots:
+            shutil.copytree(tmp_path / "full", tmp_path / "snapshot")
+            snapshots.append(self.position.step)
+
+    trainer_mod.LengthTrainer.save = save_and_snapshot
+    try:
+        train(recipe, tmp_path / "full")
+    finally:
+        trainer_mod.LengthTrainer.save = original_save
+    assert snapshots == [4]
+    snap = tmp_path / "snapshot"
+    position = json.loads((snap / "L8" / "checkpoint.json").read_text())["position"]
+    assert position == {"round": 0, "epoch": 1, "batch": 1, "step": 4, "finished": False}
+    train(None, snap, resume=True)
+    ref, got = th.final_state(tmp_path / "full", 8), th.final_state(snap, 8)
+    for key in ref:
+        assert torch.equal(ref[key], got[key]), key
+
+
+def test_new_run_refuses_existing_directory(tmp_path):
+    from hashkit.errors import CheckpointError, RecipeError
+    from hashkit.training import train
+
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "something").write_text("x")
+    with pytest.raises(RecipeError, match="exists and is not empty"):
+        train(th.tiny_recipe(), tmp_path / "run")
+    with pytest.raises(CheckpointError, match="not a hashkit run directory"):
+        train(None, tmp_path / "run", resume=True)
+
+
+def test_resuming_a_finished_run_changes_nothing(tmp_path):
+    from hashkit.training import train
+
+    run = tmp_path / "run"
+    first = train(th.tiny_recipe(), run)
+    before = th.final_state(run, 8)
+    second = train(None, run, resume=True)
+    after = th.final_state(run, 8)
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert first["results"]["8"]["last"] == second["results"]["8"]["last"]
