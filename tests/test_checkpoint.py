@@ -45,8 +45,8 @@ def _model_and_optimizer(kind: str):
 def test_round_trip_is_exact(tmp_path, kind):
     model, opt = _model_and_optimizer(kind)
     optim_tensors, optim_meta = flatten_optimizer_state(opt.state_dict())
-    rng_tensors, rng_meta = capture_rng()
     protocol = {"B": torch.randn(7, 8).sign(), "round": torch.tensor(2)}
+    rng_tensors, rng_meta = capture_rng()
     tensors = {**with_prefix(model.state_dict(), "model."), **optim_tensors, **rng_tensors,
                **with_prefix(protocol, "protocol.")}
     path = tmp_path / "ck.safetensors"

@@ -178,3 +178,21 @@ def test_ground_truth_pickle_with_a_global_is_refused(tmp_path):
     (tmp_path / "gnd_rparis6k.pkl").write_bytes(pickle.dumps(evil))
     with pytest.raises(DataError, match="not allowed"):
         make_component("dataset", "rparis6k", cfg)
+
+
+def test_ground_truth_pickle_with_numeric_numpy_arrays_is_read_and_object_arrays_refused(tmp_path):
+    import numpy as np
+
+    cfg = write_tiny_revisited(tmp_path, "gnd_rparis6k.pkl")
+    data = pickle.loads((tmp_path / "gnd_rparis6k.pkl").read_bytes())
+    for g in data["gnd"]:
+        g["easy"] = np.asarray(g["easy"], dtype=np.int64)
+        g["bbx"] = np.asarray(g["bbx"], dtype=np.float64)
+    (tmp_path / "gnd_rparis6k.pkl").write_bytes(pickle.dumps(data))
+    loaded = make_component("dataset", "rparis6k", cfg)
+    gt = ground_truth_from_targets(loaded.split("query").targets, loaded.split("database").targets)
+    assert gt.queries[0].easy == (0, 1)
+    data["gnd"][0]["junk"] = np.asarray([3, "x"], dtype=object)
+    (tmp_path / "gnd_rparis6k.pkl").write_bytes(pickle.dumps(data))
+    with pytest.raises(DataError):
+        make_component("dataset", "rparis6k", cfg)
