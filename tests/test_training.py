@@ -237,7 +237,7 @@ def test_cli_train_and_eval(tmp_path, capsys):
     assert main(["eval", str(tmp_path / "run"), "--json", "--set", "eval.drop_last_item=true"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["results"]["8"]["last"]["learned"]["drop_last_item"] is True
-    assert report["results"]["8"]["last"]["learned"]["num_database"] == 40
+    assert report["results"]["8"]["last"]["learned"]["num_database"] == 39  # 40 minus the dropped last item
     assert main(["train", str(recipe_file), "--out", str(tmp_path / "run")]) == 2  # refuses to overwrite
     assert "exists and is not empty" in capsys.readouterr().err
     assert tomllib.loads((tmp_path / "run" / "recipe.toml").read_text())["train"]["log_every"] == 1

@@ -106,6 +106,11 @@ def _float_tensors(extras: Mapping[str, Any]) -> dict[str, Any]:
     return {k: (v.float() if isinstance(v, Tensor) and v.is_floating_point() else v) for k, v in extras.items()}
 
 
+def _bar_interval() -> float:
+    """tqdm refresh interval: live on a terminal, every 30 s into a log file (no carriage-return spam)."""
+    return 0.5 if sys.stderr.isatty() else 30.0
+
+
 def _fmt(value: float) -> str:
     return f"{value:.6g}"
 
@@ -253,7 +258,8 @@ class LengthTrainer:
         total_epochs = self.num_rounds * self.epochs_per_round
         label = f"L={self.code_length}" if self.code_length else "real"
         epochs_bar = tqdm(total=total_epochs, initial=pos.round * self.epochs_per_round + pos.epoch,
-                          desc=f"{label} epochs", unit="epoch", disable=not show, file=sys.stderr, dynamic_ncols=True)
+                          desc=f"{label} epochs", unit="epoch", disable=not show, file=sys.stderr, dynamic_ncols=True,
+                          mininterval=_bar_interval())
         self.model.train()
         self.losses.train()
         try:
@@ -311,7 +317,7 @@ class LengthTrainer:
                               self.recipe.data.num_workers, pin=self.device.type == "cuda")
         bar = tqdm(total=len(batches), initial=start, desc=f"round {r + 1}/{self.num_rounds} epoch "
                    f"{e + 1}/{self.epochs_per_round}", unit="step", leave=False, disable=not show,
-                   file=sys.stderr, dynamic_ncols=True)
+                   file=sys.stderr, dynamic_ncols=True, mininterval=_bar_interval())
         try:
             for (b, batch, local, weight, seed, _), (images, targets, indices) in zip(plans, loader):
                 self._lr(r, e, len(batches))

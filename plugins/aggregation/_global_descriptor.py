@@ -24,13 +24,13 @@ from torch import Tensor, nn
 from hashkit.errors import ContractError
 from hashkit.interfaces import Aggregation, AggregationInput, AggregationOutput, BuildContext
 from hashkit_plugins.attention.max_mask import max_mask
-from hashkit_plugins.attention.multiscale import _odd_kernels, multiscale_filter
+from hashkit_plugins.attention.multiscale import multiscale_filter, validate_odd_kernels
 
 
 @attrs.frozen
 class GlobalDescriptorOptions:
     #: odd max-filter kernel sizes applied before pooling, descriptors averaged (DAGF: 1, 3, 5)
-    scales: tuple[int, ...] = attrs.field(default=(1,), validator=_odd_kernels)
+    scales: tuple[int, ...] = attrs.field(default=(1,), validator=validate_odd_kernels)
     #: "max": pool only over MAX-mask locations of each scale (DAGF); "none": every location
     mask: Literal["none", "max"] = "none"
     #: L2-normalise the descriptor (before and after whitening)

@@ -26,7 +26,7 @@ from hashkit.errors import ContractError
 from hashkit.interfaces import Attention, AttentionOutput, BuildContext
 
 
-def _odd_kernels(inst, attribute, value):
+def validate_odd_kernels(inst, attribute, value):
     if not value or any(k < 1 or k % 2 == 0 for k in value):
         raise ValueError(f"'{attribute.name}' must be a non-empty list of odd kernel sizes >= 1, found {list(value)}")
 
@@ -44,7 +44,7 @@ def multiscale_filter(x: Tensor, kernels: Sequence[int]) -> list[Tensor]:
 @attrs.frozen
 class MultiscaleConfig:
     #: odd max-filter kernel sizes (1 = identity)
-    kernels: tuple[int, ...] = attrs.field(default=(1, 3, 5), validator=_odd_kernels)
+    kernels: tuple[int, ...] = attrs.field(default=(1, 3, 5), validator=validate_odd_kernels)
     #: how the scales form one feature map: concatenated on channels, or their mean / max
     combine: Literal["concat", "mean", "max"] = "concat"
 

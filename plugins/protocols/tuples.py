@@ -10,7 +10,7 @@
    with no usable bank (round 0) the negatives are random;
 4. ``begin_round`` returns the tuples laid end to end, ``[q, p, n1..nk, q, p, ...]`` in random tuple order.
 
-The trainer must keep that order: the recipe sets ``data.sampler.name = "sequential"`` and a
+The trainer must keep that order (and, under DDP, shard batches on tuple boundaries): the recipe sets ``data.sampler.name = "sequential"`` and a
 ``data.batch_size`` that is a multiple of the tuple size ``2 + negatives``; ``batch_state`` checks it and
 hands the losses ``tuple_id`` ``(b,)`` int64 (tuple number inside the batch) and ``tuple_role`` ``(b,)``
 int64 (0 = query, 1 = positive, 2 = negative) — see the ``contrastive`` loss.
@@ -71,9 +71,8 @@ class Tuples(TrainingProtocol):
     def setup(self, train_labels: Tensor, generator: torch.Generator) -> None:
         super().setup(train_labels, generator)
         self.labels = (train_labels > 0).float().cpu()
-        shares = (self.labels @ self.labels.T) > 0
-        shares.fill_diagonal_(False)
-        self.has_positive = shares.any(dim=1)
+        # an item shares a label with another one iff one of its labels is held by at least two items
+        self.has_positive = (self.labels * (self.labels.sum(dim=0) >= 2)).any(dim=1)
         if not bool(self.has_positive.any()):
             raise ContractError("tuples: no training item shares a label with another one, so no positive exists")
 
