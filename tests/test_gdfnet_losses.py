@@ -249,3 +249,19 @@ def test_center_loss_matches_formula_gradient_and_update():
 def test_center_loss_on_codes_sizes_its_centres_by_code_length():
     loss = _loss("center_loss", BuildContext(num_classes=4, code_length=10), input="codes")
     assert tuple(loss.centers.shape) == (4, 10)
+
+
+def test_center_loss_update_is_all_reduced_under_torch_distributed(tmp_path):
+    """With a (one-process gloo) process group the update goes through all_reduce and stays the class mean."""
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'pg'}", rank=0, world_size=1)
+    try:
+        loss = _loss("center_loss", BuildContext(num_classes=2, code_length=3), input="codes", beta=0.5)
+        loss.train()
+        codes = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+        labels = torch.nn.functional.one_hot(torch.tensor([0, 0, 1]), 2).float()
+        loss(LossInputs(codes=codes, labels=labels))
+        torch.testing.assert_close(loss.centers, torch.tensor([[0.25, 0.25, 0.0], [0.0, 0.0, 0.5]]))
+    finally:
+        dist.destroy_process_group()

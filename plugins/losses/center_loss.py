@@ -6,8 +6,9 @@
 gradients enabled, after computing the loss the centres of the classes in the batch move towards their
 features: ``c_y <- c_y + β·mean_{i: y_i = y}(z_i - ĉ_y)`` (detached), β = 0.05. WS-DAN writes one update
 per sample with an indexed ``+=``, so with several samples of a class only one of them lands; the mean over
-the class's samples is hashkit's deterministic version [inferred design]. Labels are single-label; a
-multi-hot row uses its first label.
+the class's samples is hashkit's deterministic version [inferred design]. Under torch.distributed the
+sums and counts are all-reduced first, so every rank applies the update of the global batch. Labels are
+single-label; a multi-hot row uses its first label.
 
 Inputs: ``descriptor (B, D)`` (default; GDF-Net's fused ``[BAP ; GSRR]``), or ``codes`` / ``logits``
 ``(B, L)``; ``labels (B, C)``. Memory: ``num_classes × D`` floats (200 × 73,728 ≈ 59 MB for GDF-Net).
@@ -61,8 +62,12 @@ class CenterLoss(Loss):
     @torch.no_grad()
     def _update(self, y: torch.Tensor, diff: torch.Tensor) -> None:
         total = torch.zeros_like(self.centers).index_add_(0, y, diff)
-        counts = torch.bincount(y, minlength=self.centers.shape[0]).clamp_min(1).to(diff.dtype)
-        self.centers += self.cfg.beta * total / counts[:, None]
+        counts = torch.bincount(y, minlength=self.centers.shape[0]).to(diff.dtype)
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            # every rank applies the same update from the global batch, so the centres stay identical
+            torch.distributed.all_reduce(total)
+            torch.distributed.all_reduce(counts)
+        self.centers += self.cfg.beta * total / counts.clamp_min(1)[:, None]
 
 
 def build_center_loss(cfg: CenterLossConfig, ctx: BuildContext) -> CenterLoss:
