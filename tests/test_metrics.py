@@ -192,10 +192,10 @@ def test_hamming_metrics_equal_literal_reference(multi, bits, drop_last):
 @pytest.mark.parametrize("norm", ["min_k_R", "R"])
 def test_map_at_k_linear_norms_and_tie_aware_top_k(norm):
     rng = np.random.default_rng(11)
-    q, d, ql, dl = random_problem(rng, 9, 25, 4, 3)
-    res = evaluate(problem(q, d, ql, dl), metrics=("precision@k",), topk=(3, 7), map_norm=norm)
+    q, d, ql, dl = random_problem(rng, 6, 7, 2, 3)
+    res = evaluate(problem(q, d, ql, dl), metrics=("precision@k",), topk=(3, 5), map_norm=norm)
     rel, dist = ref_relevance(ql, dl), ref_hamming(q, d)
-    for k in (3, 7):
+    for k in (3, 5):
         stable, tie_map, tie_prec = [], [], []
         for i in range(len(q)):
             r, _ = ref_ranking(dist[i], rel[i])
@@ -203,8 +203,6 @@ def test_map_at_k_linear_norms_and_tie_aware_top_k(norm):
             # tie-aware expectations by enumerating orderings (each group permuted independently)
             groups = [list(g) for _, g in itertools.groupby(sorted(range(len(d)), key=lambda j: dist[i][j]),
                                                             key=lambda j: dist[i][j])]
-            if sum(len(g) for g in groups[:3]) > 9:  # keep the enumeration small: only the first groups matter
-                groups = groups[:3]
             denom_r = sum(rel[i])
             vals_ap, vals_p, count = 0.0, 0.0, 0
             for combo in itertools.product(*[itertools.permutations(g) for g in groups]):
@@ -300,7 +298,10 @@ def test_streaming_and_threads_do_not_change_results():
     opts = dict(metrics=("map@k", "precision@k", "pr_curve"), topk=(10,))
     whole = evaluate(prob, block_elements=1 << 20, num_threads=1, **opts)
     blocks = evaluate(prob, block_elements=450, num_threads=2, **opts)
-    assert whole == blocks
+    curve_a, curve_b = whole.pop("pr_curve"), blocks.pop("pr_curve")
+    assert whole == blocks  # per-query values are summed in query order: bit-identical
+    for key in ("precision", "recall"):  # block sums: equal up to rounding
+        assert curve_a[key] == pytest.approx(curve_b[key], abs=1e-14)
 
 
 def test_explicit_relevance_matrix_and_errors():

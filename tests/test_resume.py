@@ -5,7 +5,6 @@ uninterrupted run."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -90,37 +89,47 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path):
             assert got_report[length][key] == ref_report[length][key]
 
 
-def test_resume_from_a_mid_round_checkpoint_in_process(tmp_path):
-    """Copy the run directory right after the step-4 checkpoint (mid-round, mid-epoch), resume the copy: it
-    ends equal to the run it was copied from."""
+@pytest.mark.parametrize("hook, checkpoint_every, expected_position", [
+    # right after the step-4 checkpoint: mid-round, mid-epoch
+    ("save", 4, {"round": 0, "epoch": 1, "batch": 1, "step": 4, "finished": False}),
+    # after round 1's "round" and "eval" log lines but before its checkpoint; the last checkpoint (step 6) is
+    # the last step of that round, so the log lines must be cut by count, not by step
+    ("_round_evaluation", 6, {"round": 0, "epoch": 1, "batch": 3, "step": 6, "finished": False}),
+])
+def test_resume_from_a_copied_run_directory(tmp_path, hook, checkpoint_every, expected_position):
+    """Copy the run directory at a chosen moment (as a kill would leave it), resume the copy: it ends equal to
+    the run it was copied from, metrics log included."""
     import shutil
 
     from hashkit.training import train
     from hashkit.training import trainer as trainer_mod
 
-    recipe = th.adsh_recipe(train={"progress": False, "checkpoint_every": 4})
-    original_save = trainer_mod.LengthTrainer.save
-    snapshots = []
+    recipe = th.adsh_recipe(train={"progress": False, "checkpoint_every": checkpoint_every,
+                                   "selection": "best_query"})
+    original = getattr(trainer_mod.LengthTrainer, hook)
+    copies = []
 
-    def save_and_snapshot(self):
-        original_save(self)
-        if self.position.step == 4 and not snapshots:
-            shutil.copytree(tmp_path / "full", tmp_path / "snapshot")
-            snapshots.append(self.position.step)
+    def hooked(self, *args):
+        if hook == "save":
+            original(self, *args)
+        if not copies:
+            shutil.copytree(tmp_path / "full", tmp_path / "copy")
+            copies.append(self.position.step)
+        if hook != "save":
+            original(self, *args)
 
-    trainer_mod.LengthTrainer.save = save_and_snapshot
+    setattr(trainer_mod.LengthTrainer, hook, hooked)
     try:
         train(recipe, tmp_path / "full")
     finally:
-        trainer_mod.LengthTrainer.save = original_save
-    assert snapshots == [4]
-    snap = tmp_path / "snapshot"
-    position = json.loads((snap / "L8" / "checkpoint.json").read_text())["position"]
-    assert position == {"round": 0, "epoch": 1, "batch": 1, "step": 4, "finished": False}
-    train(None, snap, resume=True)
-    ref, got = th.final_state(tmp_path / "full", 8), th.final_state(snap, 8)
+        setattr(trainer_mod.LengthTrainer, hook, original)
+    copy = tmp_path / "copy"
+    assert json.loads((copy / "L8" / "checkpoint.json").read_text())["position"] == expected_position
+    train(None, copy, resume=True)
+    ref, got = th.final_state(tmp_path / "full", 8), th.final_state(copy, 8)
     for key in ref:
         assert torch.equal(ref[key], got[key]), key
+    assert _metrics(copy, 8) == _metrics(tmp_path / "full", 8)
 
 
 def test_new_run_refuses_existing_directory(tmp_path):

@@ -234,6 +234,25 @@ def test_demo_model_forward_train_and_eval():
     assert b.model.eval().encode(x).abs().eq(1).all()
 
 
+def test_forward_wiring_matches_semicon_dataflow():
+    """semicon.md §2 written out with the model's own submodules: shared trunk, SEM maps, global branch on X,
+    ONE local branch on X * A_k per map, W_G / W_Lk without bias in order [G, L1, L2, L3], tanh."""
+    torch.manual_seed(0)
+    model = build(RECIPES / "semicon-demo.toml", 12, load_data=False).model.eval()
+    x = torch.randn(3, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        out = model(x)
+        X = model.backbone(x, ["stage3"])["stage3"]
+        A = model.attention[0](X).maps
+        agg, head = model.aggregation, model.hash_head
+        f_g = agg.refine_global.stage4(X).mean(dim=(2, 3))
+        f_l = [agg.refine_local.stage4(X * A[:, k].unsqueeze(1)).mean(dim=(2, 3)) for k in range(3)]
+        s = torch.cat([f_g @ head.W_G.t()] + [f @ W.t() for f, W in zip(f_l, [head.W_L1, head.W_L2, head.W_L3])], 1)
+    assert not hasattr(agg, "refine_local1")
+    assert (out.codes - torch.tanh(s)).abs().max() <= 1e-5
+    assert (out.maps - A).abs().max() == 0
+
+
 @pytest.mark.slow
 def test_demo_trains_above_untrained(tmp_path):
     from hashkit.training import train

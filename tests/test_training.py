@@ -96,17 +96,16 @@ def test_nan_stop_via_cli_is_one_line_exit_2(tmp_path, capsys):
     (ScheduleSection(name="multistep", milestones=(3,), warmup=2), [0.5, 1, 1, 0.1, 0.1, 0.1]),
     # cosine over 6 units to min_lr = 0: (1 + cos(pi t / 6)) / 2
     (ScheduleSection(name="cosine"), [1.0, 0.9330127, 0.75, 0.5, 0.25, 0.0669873]),
-    # warmup 2 then cosine over the remaining 4 units with min_lr = 0.1 * lr
-    (ScheduleSection(name="cosine", warmup=2, min_lr=0.01), [0.5, 1.0, 1.0, 0.5 * (1 + 0.1) + 0.0 * 0, 0.55, 0.2318019]),
+    # warmup 2 (0.5, 1), then cosine over the remaining 4 units down to min_lr / lr = 0.1:
+    # 0.1 + 0.9 * (1 + cos(pi * k / 4)) / 2 for k = 0..3
+    (ScheduleSection(name="cosine", warmup=2, min_lr=0.01),
+     [0.5, 1.0, 1.0, 0.1 + 0.9 * (1 + math.cos(math.pi / 4)) / 2, 0.55,
+      0.1 + 0.9 * (1 + math.cos(3 * math.pi / 4)) / 2]),
 ])
 def test_schedule_factors(section, expected):
     from hashkit.training.schedule import lr_factor
 
     got = [lr_factor(section, t, 6, base_lr=0.1) for t in range(6)]
-    if section.name == "cosine" and section.warmup:
-        # t=2: progress 0 -> 1; t=3: progress 1/4 -> 0.1 + 0.9 * (1 + cos(pi/4)) / 2; t=4: 0.55; t=5: cos(3pi/4)
-        expected = [0.5, 1.0, 1.0, 0.1 + 0.9 * (1 + math.cos(math.pi / 4)) / 2, 0.55,
-                    0.1 + 0.9 * (1 + math.cos(3 * math.pi / 4)) / 2]
     assert got == pytest.approx(expected, abs=1e-6)
 
 

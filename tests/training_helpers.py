@@ -18,7 +18,7 @@ import torch
 from torch import Tensor, nn
 
 import hashkit
-from hashkit.interfaces import Backbone, BuildContext, FeatureSpec
+from hashkit.interfaces import Backbone, FeatureSpec
 
 # ------------------------------------------------------------------------------------ test-only components
 

@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 
 from hashkit.errors import ContractError
+from hashkit.search.base import nonzero_2d
 
 RULES = ("shared_label", "dot")
 
@@ -86,7 +87,7 @@ class Relevance:
         Single-label data skip the ``(B, N)`` matrix: each query takes its label's database items.
         """
         if self.single is None:
-            return np.nonzero(self.block(start, stop))
+            return nonzero_2d(np.ascontiguousarray(self.block(start, stop)))
         labels = self.single[0][start:stop]
         lengths = self._label_count[labels]
         rows = np.repeat(np.arange(len(labels)), lengths)

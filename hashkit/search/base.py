@@ -99,6 +99,13 @@ class SearchBackend:
         raise NotImplementedError
 
 
+def nonzero_2d(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.nonzero`` of a C-contiguous 2-D bool array via ``flatnonzero`` (an order of magnitude faster on
+    sparse masks), as ``(rows, cols)`` sorted by row, then column."""
+    flat = np.flatnonzero(mask)
+    return np.divmod(flat, mask.shape[1]) if mask.shape[1] else (flat, flat)
+
+
 def sort_hits(rows: np.ndarray, dist: np.ndarray, ids: np.ndarray, num_rows: int, k: int | None = None
               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Sort hits by (row, distance, position); keep the first ``k`` per row if given. Returns ``(lims, ids, distances)``."""

@@ -8,10 +8,12 @@ that collected fewer than ``k`` retry with the exact threshold from the full his
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 
 from hashkit.codes.packing import hamming_distances, to_words
-from hashkit.search.base import KnnResult, RadiusResult, SearchBackend, sort_hits
+from hashkit.search.base import KnnResult, RadiusResult, SearchBackend, nonzero_2d, sort_hits
 
 _SAMPLE = 1 << 14
 _BLOCK_ELEMENTS = 1 << 23
@@ -23,9 +25,11 @@ class ExactBackend(SearchBackend):
     name = "exact"
     exact = True
 
-    def __init__(self, num_bits: int):
+    def __init__(self, num_bits: int, threads: int = 1):
         super().__init__(num_bits)
         self.words = np.zeros((0, -(-num_bits // 64)), dtype=np.uint64)
+        #: query blocks searched in parallel (numpy releases the GIL inside its kernels)
+        self.threads = max(1, int(threads))
 
     def _add(self, packed: np.ndarray) -> None:
         self.words = np.concatenate([self.words, to_words(packed)])
@@ -39,36 +43,47 @@ class ExactBackend(SearchBackend):
     def _knn(self, queries: np.ndarray, k: int) -> KnnResult:
         ids = np.empty((len(queries), k), dtype=np.int64)
         dists = np.empty((len(queries), k), dtype=np.int32)
+        step = max(1, _BLOCK_ELEMENTS // max(self.ntotal, 1))
+        starts = range(0, len(queries), step)
+        if self.threads > 1 and len(starts) > 1:
+            with ThreadPoolExecutor(self.threads) as pool:
+                list(pool.map(lambda s: self._knn_block(queries, s, step, k, ids, dists), starts))
+        else:
+            for s in starts:
+                self._knn_block(queries, s, step, k, ids, dists)
+        return KnnResult(ids, dists)
+
+    def _knn_block(self, queries: np.ndarray, start: int, step: int, k: int, ids: np.ndarray, dists: np.ndarray
+                   ) -> None:
         v = self.num_bits + 1
         n = self.ntotal
-        for start, dist in self._blocks(queries):
-            b = len(dist)
-            stride = max(1, n // _SAMPLE)
-            sample = dist[:, ::stride]
-            hist = np.bincount((np.arange(b)[:, None] * v + sample).ravel(), minlength=b * v).reshape(b, v)
-            expected = np.cumsum(hist, axis=1) * (n / sample.shape[1])
-            threshold = np.argmax(expected >= min(2 * k + 32, n), axis=1)
-            rows, cols = np.nonzero(dist <= threshold[:, None].astype(dist.dtype))
-            short = np.bincount(rows, minlength=b) < k
-            if short.any():  # exact threshold for the rows the estimate under-shot
-                fix = np.flatnonzero(short)
-                full = np.bincount((np.arange(len(fix))[:, None] * v + dist[fix]).ravel(),
-                                   minlength=len(fix) * v).reshape(len(fix), v)
-                exact_t = np.argmax(np.cumsum(full, axis=1) >= k, axis=1)
-                r2, c2 = np.nonzero(dist[fix] <= exact_t[:, None].astype(dist.dtype))
-                keep = ~short[rows]
-                rows = np.concatenate([rows[keep], fix[r2]])
-                cols = np.concatenate([cols[keep], c2])
-            lims, hit_ids, hit_d = sort_hits(rows, dist[rows, cols], cols, b, k)
-            ids[start:start + b] = self.ids[hit_ids].reshape(b, k)
-            dists[start:start + b] = hit_d.reshape(b, k)
-        return KnnResult(ids, dists)
+        dist = hamming_distances(to_words(queries[start:start + step]), self.words)
+        b = len(dist)
+        stride = max(1, n // _SAMPLE)
+        sample = dist[:, ::stride]
+        hist = np.bincount((np.arange(b)[:, None] * v + sample).ravel(), minlength=b * v).reshape(b, v)
+        expected = np.cumsum(hist, axis=1) * (n / sample.shape[1])
+        threshold = np.argmax(expected >= min(2 * k + 32, n), axis=1)
+        rows, cols = nonzero_2d(dist <= threshold[:, None].astype(dist.dtype))
+        short = np.bincount(rows, minlength=b) < k
+        if short.any():  # exact threshold for the rows the estimate under-shot
+            fix = np.flatnonzero(short)
+            full = np.bincount((np.arange(len(fix))[:, None] * v + dist[fix]).ravel(),
+                               minlength=len(fix) * v).reshape(len(fix), v)
+            exact_t = np.argmax(np.cumsum(full, axis=1) >= k, axis=1)
+            r2, c2 = nonzero_2d(dist[fix] <= exact_t[:, None].astype(dist.dtype))
+            keep = ~short[rows]
+            rows = np.concatenate([rows[keep], fix[r2]])
+            cols = np.concatenate([cols[keep], c2])
+        lims, hit_ids, hit_d = sort_hits(rows, dist[rows, cols], cols, b, k)
+        ids[start:start + b] = self.ids[hit_ids].reshape(b, k)
+        dists[start:start + b] = hit_d.reshape(b, k)
 
     def _radius(self, queries: np.ndarray, radius: int) -> RadiusResult:
         parts_lims, parts_ids, parts_d = [np.zeros(1, dtype=np.int64)], [], []
         offset = 0
         for start, dist in self._blocks(queries):
-            rows, cols = np.nonzero(dist <= min(radius, self.num_bits))
+            rows, cols = nonzero_2d(dist <= min(radius, self.num_bits))
             lims, hit_ids, hit_d = sort_hits(rows, dist[rows, cols], cols, len(dist))
             parts_lims.append(lims[1:] + offset)
             offset += lims[-1]

@@ -2,8 +2,9 @@
 
 Each line is one event: ``{"event": "step", "step": 120, "round": 1, "epoch": 0, "lr": ..., "loss": ...,
 "<part>": ...}``, ``{"event": "round", ...}`` or ``{"event": "eval", "round": r, "split": "val", "map": ...}``.
-On resume, lines written after the checkpoint being resumed (``step`` greater than its step) are dropped,
-so the log of a resumed run equals the log of an uninterrupted one.
+Checkpoints record how many lines the log had; on resume the lines written after that checkpoint are
+dropped (they are logged again as training replays), so the log of a resumed run equals the log of an
+uninterrupted one.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ class MetricsLog:
         self.path = Path(path)
         self.enabled = enabled
         self._tb = None
+        #: lines in the file (what a checkpoint records)
+        self.lines = 0
         if enabled and tensorboard:
             try:
                 from torch.utils.tensorboard import SummaryWriter
@@ -38,19 +41,13 @@ class MetricsLog:
             else:
                 self._tb = SummaryWriter(log_dir=str(self.path.parent / "tensorboard"))
 
-    def truncate_after(self, step: int) -> None:
-        """Drop events logged after optimiser step ``step`` (they will be replayed)."""
+    def truncate_to(self, lines: int) -> None:
+        """Keep the first ``lines`` lines (the log as it was when the resumed checkpoint was written)."""
+        self.lines = lines
         if not self.enabled or not self.path.is_file():
             return
-        keep = []
-        for line in self.path.read_text().splitlines():
-            try:
-                event = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a line cut by a kill
-            if event.get("step", 0) <= step:
-                keep.append(line)
-        self.path.write_text("".join(k + "\n" for k in keep))
+        keep = self.path.read_text().splitlines(keepends=True)[:lines]
+        self.path.write_text("".join(k if k.endswith("\n") else k + "\n" for k in keep))
 
     def write(self, event: str, values: Mapping[str, Any]) -> None:
         if not self.enabled:
@@ -59,6 +56,7 @@ class MetricsLog:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.path.open("a") as fh:
             fh.write(json.dumps(record, sort_keys=False) + "\n")
+        self.lines += 1
         if self._tb is not None:
             step = int(values.get("step", 0))
             for key, value in values.items():

@@ -31,7 +31,7 @@ from typing import Any, Mapping
 
 import attrs
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from hashkit.errors import CheckpointError, RecipeError, TrainingError
 from hashkit.interfaces import LossInputs, RetrievalData, Split
@@ -158,7 +158,6 @@ class LengthTrainer:
         self.log = MetricsLog(self.dir / "metrics.jsonl", tensorboard=tr.tensorboard, enabled=info.is_main)
         if resume and (self.dir / CHECKPOINT).is_file():
             self._restore(self.dir / CHECKPOINT)
-            self.log.truncate_after(self.position.step)
         elif info.is_main:
             self.dir.mkdir(parents=True, exist_ok=True)
             if self.log.path.exists():
@@ -191,6 +190,7 @@ class LengthTrainer:
             "code_length": self.code_length,
             "world_size": self.info.world_size,
             "num_train": len(self.train_split),
+            "log_lines": self.log.lines,
         }
         return tensors, meta
 
@@ -218,11 +218,13 @@ class LengthTrainer:
             self.optimizer.load_state_dict(unflatten_optimizer_state(tensors, meta["optimizer"]))
         except (ValueError, KeyError) as exc:
             raise CheckpointError(f"{path}: optimiser state does not match the recipe's optimiser ({exc})") from None
-        self.scaler.load_state_dict(meta["scaler"]) if self.scaler.is_enabled() else None
+        if self.scaler.is_enabled() and meta.get("scaler"):
+            self.scaler.load_state_dict(meta["scaler"])
         restore_rng(tensors, meta["rng"])
         self.position = Position(**meta["position"])
         self.best = Best(**meta["best"])
         self.order = tensors.get("trainer.order")
+        self.log.truncate_to(int(meta.get("log_lines", 0)))
 
     # --------------------------------------------------------------------------------------------- training
     @property

@@ -179,7 +179,11 @@ class ResNet(Backbone):
         state = read_state_dict(path)
         trunk_prefixes = ("conv1.", "bn1.", *(f"{s}." for s in self.stage_specs))
         trunk = {k: v for k, v in state.items() if k.startswith(trunk_prefixes)}
-        result = self.load_state_dict(trunk, strict=False)
+        try:
+            result = self.load_state_dict(trunk, strict=False)
+        except RuntimeError as exc:  # shape mismatches
+            detail = next((line.strip() for line in str(exc).splitlines() if "size mismatch" in line), str(exc))
+            raise CheckpointError(f"resnet{self.depth} weights {path}: {detail}") from None
         if result.missing_keys:
             raise CheckpointError(
                 f"resnet{self.depth} weights {path}: missing {len(result.missing_keys)} trunk keys, e.g. "
