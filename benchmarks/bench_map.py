@@ -6,7 +6,8 @@ DeepHash-pytorch's ``CalcMap`` (one-hot label product for relevance, d = (L - q.
 precision at the relevant positions) but with a *stable* argsort, so ties are broken by database index as in
 hashkit's ``map``; both values must agree to 1e-9.
 
-    OMP_NUM_THREADS=2 python benchmarks/bench_map.py --threads 2
+    OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 python benchmarks/bench_map.py --threads 1   # both single-threaded
+    OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 python benchmarks/bench_map.py --threads 2   # hashkit on 2 threads
 """
 
 from __future__ import annotations

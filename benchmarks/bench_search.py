@@ -28,7 +28,6 @@ def main() -> None:
 
     import faiss
 
-    from hashkit.search import make_backend
     from hashkit.search.exact import ExactBackend
 
     rng = np.random.default_rng(args.seed)
@@ -62,7 +61,6 @@ def main() -> None:
           f"identical id sets (ties at the k-th distance may pick different items): {same_ids:.3f}")
     if not (same_dist and same_sets):
         raise SystemExit("MISMATCH between hashkit exact search and faiss")
-    del make_backend
 
 
 if __name__ == "__main__":

@@ -300,8 +300,10 @@ def test_streaming_and_threads_do_not_change_results():
     blocks = evaluate(prob, block_elements=450, num_threads=2, **opts)
     curve_a, curve_b = whole.pop("pr_curve"), blocks.pop("pr_curve")
     assert whole == blocks  # per-query values are summed in query order: bit-identical
-    for key in ("precision", "recall"):  # block sums: equal up to rounding
+    for key in ("precision", "recall"):  # sums of block sums: equal up to rounding
         assert curve_a[key] == pytest.approx(curve_b[key], abs=1e-14)
+    again = evaluate(prob, block_elements=450, num_threads=2, **opts)
+    assert again.pop("pr_curve") == curve_b and again == blocks  # same blocks: bit-identical with threads
 
 
 def test_explicit_relevance_matrix_and_errors():
@@ -336,3 +338,13 @@ def test_report_table_json_and_plots(tmp_path):
     for fn, name in ((plot_pr_curves, "pr.png"), (plot_precision_at_k, "pk.png")):
         out = fn(results, tmp_path / name)
         assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@settings(max_examples=60, deadline=None)
+@given(p=st.integers(0, 300_000), m=st.integers(0, 3000))
+def test_harmonic_difference_is_accurate_for_large_offsets(p, m):
+    from hashkit.evaluation.average_precision import harmonic_difference
+
+    exact = math.fsum(1.0 / k for k in range(p + 1, p + m + 1))
+    got = float(harmonic_difference(np.array([p]), np.array([m]))[0])
+    assert got == pytest.approx(exact, rel=1e-13, abs=0.0)

@@ -146,20 +146,29 @@ def _evaluate(source, relevance: Relevance, *, metrics, topk, drop_last_item, ma
     nq, nd = source.num_queries, source.num_database
     block = max(1, int(block_elements) // max(nd, 1))
     starts = list(range(0, nq, block))
-    radius_acc = RadiusAccumulator(source.num_bits, radius) if source.kind == "hamming" else None
+    want_radius = source.kind == "hamming" and bool(names & {"pr_curve", "precision_radius"})
 
-    def run(start: int) -> BlockStats:
+    def run(start: int) -> tuple[BlockStats, RadiusAccumulator | None]:
         stop = min(start + block, nq)
-        return source.block_stats(start, stop, relevance, ks, drop_last_item)
+        stats = source.block_stats(start, stop, relevance, ks, drop_last_item)
+        acc = None
+        if want_radius:  # reduce the (B, L+1) histograms per block so memory stays bounded
+            acc = RadiusAccumulator(source.num_bits, radius)
+            acc.add(stats.hist, stats.hist_rel)
+        stats.hist = stats.hist_rel = None
+        return stats, acc
 
     threads = num_threads or torch.get_num_threads()
-    parts: list[BlockStats] = []
     if threads > 1 and len(starts) > 1:
         with ThreadPoolExecutor(min(threads, len(starts))) as pool:
-            parts = list(pool.map(run, starts))
+            done = list(pool.map(run, starts))
     else:
-        parts = [run(s) for s in starts]
-    cat = lambda get: np.concatenate([get(p) for p in parts]) if parts else np.zeros(0)  # noqa: E731
+        done = [run(s) for s in starts]
+    parts = [stats for stats, _ in done]
+
+    def cat(get) -> np.ndarray:
+        return np.concatenate([get(p) for p in parts]) if parts else np.zeros(0)
+
     num_rel = cat(lambda p: p.num_relevant)
     has_rel = num_rel > 0
     safe_r = np.maximum(num_rel, 1.0)
@@ -197,9 +206,10 @@ def _evaluate(source, relevance: Relevance, *, metrics, topk, drop_last_item, ma
         if "recall@k" in names:
             result[f"recall@{k}"] = mean(hits / safe_r)
             result[f"recall@{k}_tie_aware"] = mean(cat(lambda p: p.hits_tie[k]) / safe_r)
-    if radius_acc is not None and names & {"pr_curve", "precision_radius"}:
-        for p in parts:
-            radius_acc.add(p.hist, p.hist_rel)
+    if want_radius:
+        radius_acc = RadiusAccumulator(source.num_bits, radius)
+        for _, acc in done:  # merged in query order: deterministic sums whatever the thread count
+            radius_acc.merge(acc)
         if "pr_curve" in names:
             result["pr_curve"] = radius_acc.curve(has_rel_only=zero_relevant == "exclude")
         if "precision_radius" in names:

@@ -49,18 +49,31 @@ class BlockStats:
     hist_rel: np.ndarray | None = None
 
 
-_HARMONIC = np.zeros(1)
+_SMALL = 64
+_HARMONIC_SMALL = np.concatenate([[0.0], np.cumsum(1.0 / np.arange(1, _SMALL))])  # H[0..63]
 
 
-def harmonic(upto: int) -> np.ndarray:
-    """``H[m] = sum_{t=1..m} 1/t`` for ``m = 0..upto`` (float64, cached and grown on demand)."""
-    global _HARMONIC
-    if len(_HARMONIC) <= upto:
-        size = max(upto + 1, 2 * len(_HARMONIC))
-        table = np.zeros(size)
-        np.cumsum(1.0 / np.arange(1, size), out=table[1:])
-        _HARMONIC = table
-    return _HARMONIC
+def harmonic_difference(p: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """``sum_{i=1..m} 1/(p+i) = H(p+m) - H(p)`` elementwise (float64, accurate to a few ulp).
+
+    A table of ``H`` would lose digits for large ``p`` (``H`` ~ 12 while the difference may be ~1e-5), so the
+    part above 63 uses ``psi(y) - psi(x)`` with ``x = max(p, 63) + 1``, ``y = p + m + 1``: ``log1p((y-x)/x)``
+    plus the asymptotic terms written as differences without cancellation (error < 1e-19 for ``x >= 64``).
+    """
+    p = np.asarray(p, dtype=np.float64)
+    end = p + np.asarray(m, dtype=np.float64)
+    # the part of 1/(p+1) .. 1/(p+m) with denominators <= 63, from the small exact table
+    lo, hi = np.minimum(p, _SMALL - 1).astype(np.int64), np.minimum(end, _SMALL - 1).astype(np.int64)
+    small = _HARMONIC_SMALL[hi] - _HARMONIC_SMALL[lo]
+    # the part with denominators >= 64
+    x = np.maximum(p, _SMALL - 1) + 1.0
+    y = np.maximum(end, _SMALL - 1) + 1.0
+    n = y - x
+    x2, y2 = x * x, y * y
+    large = (np.log1p(n / x) + n / (2 * x * y) + n * (x + y) / (12 * x2 * y2)
+             - n * (x + y) * (x2 + y2) / (120 * x2 * x2 * y2 * y2)
+             + n * (x + y) * (x2 + x * y + y2) * (x2 - x * y + y2) / (252 * x2 ** 3 * y2 ** 3))
+    return small + large
 
 
 def tie_aware_sums(group_sizes: np.ndarray, group_relevant: np.ndarray, ks: Sequence[int]
@@ -73,16 +86,13 @@ def tie_aware_sums(group_sizes: np.ndarray, group_relevant: np.ndarray, ks: Sequ
     r = group_relevant.astype(np.float64)
     p = np.cumsum(n, axis=1) - n
     c = np.cumsum(r, axis=1) - r
-    num_total = int(p[:, -1].max() + n[:, -1].max()) if n.size else 0
-    table = harmonic(num_total + 1)
     safe_n = np.maximum(n, 1.0)
     prob = r / safe_n
     slope = np.where(n > 1, (r - 1) / np.maximum(n - 1, 1.0), 0.0)
     offset = (c + 1) - slope * (p + 1)
-    p_idx = p.astype(np.int64)
 
     def partial(m: np.ndarray) -> np.ndarray:
-        gain = offset * (table[p_idx + m.astype(np.int64)] - table[p_idx]) + slope * m
+        gain = offset * harmonic_difference(p, m) + slope * m
         return (prob * gain).sum(axis=1)
 
     total = partial(n)

@@ -22,7 +22,6 @@ class RadiusAccumulator:
         self.precision = np.zeros((2, v))
         self.recall = np.zeros((2, v))
         self.nonempty = np.zeros((2, v))
-        self.precision_nonempty = np.zeros((2, v))
         self.queries = np.zeros(2)
 
     def add(self, hist: np.ndarray, hist_rel: np.ndarray) -> None:
@@ -36,6 +35,11 @@ class RadiusAccumulator:
             self.recall[slot] += recall[rows].sum(axis=0)
             self.nonempty[slot] += (n[rows] > 0).sum(axis=0)
             self.queries[slot] += precision[rows].shape[0]
+
+    def merge(self, other: "RadiusAccumulator") -> None:
+        """Add the sums of another accumulator (same ``num_bits``)."""
+        for name in ("precision", "recall", "nonempty", "queries"):
+            getattr(self, name).__iadd__(getattr(other, name))
 
     def curve(self, has_rel_only: bool = False) -> dict[str, list]:
         """Mean precision and recall of the ball at each radius; empty balls count as precision 0."""

@@ -2,8 +2,8 @@
 
 A backend indexes packed codes (``uint8 (n, ceil(L/8))``, :mod:`hashkit.codes.packing` layout) with optional
 int64 ids and answers k-nearest-neighbour and radius queries in Hamming distance. Results are sorted per
-query by (distance, insertion order — the id for default ids); radius results are inclusive (``d <= r``) and stored like CSR: the hits of query
-``i`` are ``ids[lims[i]:lims[i+1]]``.
+query by (distance, insertion order — the id for default ids); radius results are inclusive (``d <= r``) and
+stored like CSR: the hits of query ``i`` are ``ids[lims[i]:lims[i+1]]``.
 """
 
 from __future__ import annotations
@@ -108,7 +108,9 @@ def nonzero_2d(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def sort_hits(rows: np.ndarray, dist: np.ndarray, ids: np.ndarray, num_rows: int, k: int | None = None
               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Sort hits by (row, distance, position); keep the first ``k`` per row if given. Returns ``(lims, ids, distances)``."""
+    """Sort hits by (row, distance, position); keep the first ``k`` per row if given.
+
+    Returns ``(lims, positions, distances)`` with ``lims`` the CSR row offsets."""
     order = np.lexsort((ids, dist, rows))
     rows, dist, ids = rows[order], dist[order], ids[order]
     counts = np.bincount(rows, minlength=num_rows)
