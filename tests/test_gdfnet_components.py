@@ -178,8 +178,8 @@ def test_wsdan_views_wrapper_adds_views_only_in_training():
 
 
 def test_cross_entropy_over_views_with_the_model_views_hook():
-    """What the proposed HashingModel views hook does (docs/methods/gdfnet.md), written out here: encode every
-    view of extras["views"] with the same model and hand "<view>.class_logits" to the losses."""
+    """HashingModel encodes every view of extras["views"] with the same model in training and hands
+    "<view>.class_logits" to the losses; cross_entropy averages the raw image and the views."""
     from hashkit.assemble import build_model
     from hashkit.recipe.load import load_recipe
 
@@ -189,10 +189,13 @@ def test_cross_entropy_over_views_with_the_model_views_hook():
     x = torch.randn(4, 3, 32, 32)
     labels = F.one_hot(torch.tensor([0, 1, 2, 1]), 10).float()
     out = model(x)
-    views = out.extras.pop("views")
+    views = out.extras["views"]
+    assert set(views) == {"crop", "drop"}
     for name, images in views.items():
-        sub = model(images)
-        out.extras[f"{name}.class_logits"] = sub.class_logits
+        assert images.shape == x.shape
+        sub = model(images, views=False)  # train-mode BN uses batch statistics: same batch, same output
+        torch.testing.assert_close(out.extras[f"{name}.class_logits"], sub.class_logits)
+        assert f"{name}.codes" in out.extras
     ce = make_component("loss", "cross_entropy", {"views": ["crop", "drop"]})
     res = ce(LossInputs(class_logits=out.class_logits, labels=labels, extras=out.extras))
     y = labels.argmax(1)
@@ -201,6 +204,8 @@ def test_cross_entropy_over_views_with_the_model_views_hook():
     torch.testing.assert_close(res.value, ref)
     assert set(res.parts) == {"raw", "crop", "drop"}
     res.value.backward()
-    # without the hook the loss names what is missing
+    # no views in eval mode, and the loss names what is missing
+    model.eval()
+    assert not any(k.endswith(".class_logits") for k in model(x).extras)
     with pytest.raises(ContractError, match="crop.class_logits"):
         ce(LossInputs(class_logits=out.class_logits.detach(), labels=labels))

@@ -114,3 +114,12 @@ def test_python_overrides_mapping(tmp_path):
     path = write(tmp_path, "r.toml", BASE)
     recipe = load_recipe(path, {"model.backbone.width": 16, "train.amp": "bf16"})
     assert recipe.backbone.config.width == 16 and recipe.train.amp == "bf16"
+
+
+def test_extends_replaces_a_component_table_whose_name_changes(tmp_path):
+    write(tmp_path, "parent.toml", BASE.replace('name = "gap"', 'name = "gap"\nnormalize = true'))
+    child = write(tmp_path, "child.toml", 'extends = "parent.toml"\n[model.aggregation]\nname = "gmp"\n')
+    recipe = load_recipe(child)
+    assert recipe.aggregation.name == "gmp" and recipe.aggregation.config.normalize is False
+    same = write(tmp_path, "same.toml", 'extends = "parent.toml"\n[model.backbone]\nblocks = 2\n')
+    assert load_recipe(same).backbone.config.width == 4  # same component: merged key by key

@@ -60,7 +60,10 @@ class HashingModel(nn.Module):
     def descriptor_dim(self) -> int:
         return sum(self.aggregation.descriptor_dims.values())
 
-    def forward(self, x: Tensor) -> ModelOutput:
+    def forward(self, x: Tensor, *, views: bool = True) -> ModelOutput:
+        """One forward pass. In training, an attention or aggregation extra ``"views"`` (``{name: (B,3,H,W)}``,
+        e.g. WS-DAN crops) is encoded by this same model and returned as extras ``"<name>.<field>"`` for
+        ``codes``, ``logits``, ``class_logits`` and ``descriptor`` (views of views are not made)."""
         stages = self.backbone(x, self.taps)
         features = stages[self.tap]
         maps: list[Tensor] = []
@@ -74,11 +77,19 @@ class HashingModel(nn.Module):
         all_maps = torch.cat(maps, dim=1) if maps else None
         agg = self.aggregation(AggregationInput(features=features, maps=all_maps, stages=stages, image=x))
         extras.update(agg.extras)
+        pending_views = extras.get("views")
         descriptor = torch.cat(list(agg.descriptors.values()), dim=1)
         result = ModelOutput(descriptor=descriptor, descriptors=agg.descriptors, maps=all_maps, extras=extras)
         if self.hash_head is not None:
             head = self.hash_head(agg.descriptors)
             result.codes, result.logits, result.class_logits = head.codes, head.logits, head.class_logits
+        if views and self.training and pending_views:
+            for name, images in pending_views.items():
+                sub = self.forward(images, views=False)
+                for field in ("codes", "logits", "class_logits", "descriptor"):
+                    value = getattr(sub, field)
+                    if value is not None:
+                        result.extras[f"{name}.{field}"] = value
         return result
 
     @torch.no_grad()

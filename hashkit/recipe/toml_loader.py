@@ -38,11 +38,19 @@ def resolve_recipe_path(name: str | Path, *, relative_to: Path | None = None) ->
     return path
 
 
+def _swaps_component(old: dict[str, Any], new: dict[str, Any]) -> bool:
+    return "name" in old and "name" in new and old["name"] != new["name"]
+
+
 def deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
-    """``top`` over ``base``: tables merge key by key, everything else (arrays included) is replaced."""
+    """``top`` over ``base``: tables merge key by key, everything else (arrays included) is replaced.
+
+    A component table whose ``name`` changes is replaced whole: the parent's parameters belong to the
+    parent's component (``[model.backbone] name = "tiny_cnn"`` in a child drops resnet50's ``weights``).
+    """
     out = copy.deepcopy(base)
     for key, value in top.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
+        if isinstance(value, dict) and isinstance(out.get(key), dict) and not _swaps_component(out[key], value):
             out[key] = deep_merge(out[key], value)
         else:
             out[key] = copy.deepcopy(value)
