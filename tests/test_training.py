@@ -240,3 +240,16 @@ def test_cli_train_and_eval(tmp_path, capsys):
     assert main(["train", str(recipe_file), "--out", str(tmp_path / "run")]) == 2  # refuses to overwrite
     assert "exists and is not empty" in capsys.readouterr().err
     assert tomllib.loads((tmp_path / "run" / "recipe.toml").read_text())["train"]["log_every"] == 1
+
+
+def test_protocol_embedding_requests_get_current_model_embeddings(tmp_path):
+    """Before every round the trainer embeds the items a protocol asks for, with the model in eval mode."""
+    recipe = th.tiny_recipe()
+    recipe["protocol"] = {"name": "refresh_recorder_test", "rounds": 2}
+    train(recipe, tmp_path / "run")
+    got = th.RefreshRecorder.received
+    assert [r for r, _, _ in got] == [0, 1]
+    for _, idx, emb in got:
+        assert torch.equal(idx, torch.arange(5)) and emb.shape == (5, 8)
+        assert emb.abs().max() <= 1  # relaxed codes
+    assert not torch.equal(got[0][2], got[1][2])  # the model changed between the rounds

@@ -18,7 +18,7 @@ import torch
 from torch import Tensor, nn
 
 import hashkit
-from hashkit.interfaces import Backbone, FeatureSpec
+from hashkit.interfaces import Backbone, FeatureSpec, TrainingProtocol
 
 # ------------------------------------------------------------------------------------ test-only components
 
@@ -69,11 +69,37 @@ class NaNAfterConfig:
     after: int = 3
 
 
+class RefreshRecorder(TrainingProtocol):
+    """Pointwise epochs that ask for embeddings of items 0..4 before every round and record what it gets."""
+
+    provides: tuple[str, ...] = ()
+    received: list[tuple[int, Tensor, Tensor]] = []
+
+    def __init__(self, rounds: int):
+        self.num_rounds, self.epochs_per_round = rounds, 1
+        RefreshRecorder.received = []
+        self._round = -1
+
+    def embedding_request(self, round_index: int, generator: torch.Generator) -> Tensor:
+        self._round = round_index
+        return torch.arange(5)
+
+    def refresh_embeddings(self, indices: Tensor, embeddings: Tensor) -> None:
+        RefreshRecorder.received.append((self._round, indices.clone(), embeddings.clone()))
+
+
+@attrs.frozen
+class RefreshRecorderConfig:
+    rounds: int = 2
+
+
 class _TestPlugin:
     @hashkit.hookimpl
     def hashkit_register(self, register):
         register("backbone", "plain_cnn_test", lambda cfg, ctx: PlainCNN(cfg), config=PlainCNNConfig)
         register("loss", "nan_after_test", lambda cfg, ctx: NaNAfter(cfg), config=NaNAfterConfig)
+        register("training_protocol", "refresh_recorder_test", lambda cfg, ctx: RefreshRecorder(cfg.rounds),
+                 config=RefreshRecorderConfig)
 
 
 def register_test_plugin() -> None:

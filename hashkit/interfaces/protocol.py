@@ -8,6 +8,9 @@ Life cycle driven by the trainer (:mod:`hashkit.training`)::
 
     protocol.setup(train_labels, generator)          # once; (n, C) float multi-hot labels
     for round in range(start_round, protocol.num_rounds):
+        wanted = protocol.embedding_request(round, generator)   # optional: items to embed with the current
+        if wanted is not None:                                  # model (eval mode, test transform), e.g.
+            protocol.refresh_embeddings(wanted, embeddings)     # for hard-negative mining
         order = protocol.begin_round(round, generator)   # int64 indices into the training split
         for epoch in range(protocol.epochs_per_round):
             for batch of indices drawn from `order` (shuffled by the trainer's sampler):
@@ -20,7 +23,11 @@ Tensor contract
 ---------------
 - ``setup``: ``train_labels`` ``(n, C)`` float; ``code_length`` is known from the build context.
 - ``batch_state(indices)``: ``indices`` ``(b,)`` int64 -> ``{name: tensor}`` on the indices' device.
-- ``observe(indices, codes)``: ``codes`` ``(b, L)`` float32 detached.
+- ``observe(indices, codes)``: ``codes`` ``(b, L)`` float32 detached (the descriptor ``(b, D)`` for a model
+  without hash head).
+- ``embedding_request(round, generator)``: ``None`` (default) or int64 training indices; the trainer then
+  calls ``refresh_embeddings(indices, embeddings)`` with ``(n, L)`` relaxed codes (or ``(n, D)``
+  descriptors) of those items from the current model in eval mode with the evaluation transform.
 - ``database_codes()``: ``(n, L)`` float ±1 codes learned for the training split, or ``None`` when the
   database must be encoded by the network.
 - ``state_dict()`` / ``load_state_dict()``: plain ``{name: tensor}`` (safetensors-ready), with everything
@@ -46,6 +53,12 @@ class TrainingProtocol:
 
     def begin_round(self, round_index: int, generator: torch.Generator) -> Tensor:
         return torch.arange(self.num_train)
+
+    def embedding_request(self, round_index: int, generator: torch.Generator) -> Tensor | None:
+        return None
+
+    def refresh_embeddings(self, indices: Tensor, embeddings: Tensor) -> None:
+        pass
 
     def batch_state(self, indices: Tensor) -> dict[str, Tensor]:
         return {}

@@ -48,6 +48,32 @@ def _loader(split: Split, recipe: Recipe, limit: int):
 
 
 @torch.no_grad()
+def embed_items(model: nn.Module, split: Split, indices: Tensor, recipe: Recipe, device: torch.device) -> Tensor:
+    """Relaxed codes ``(n, L)`` (or descriptors ``(n, D)`` without hash head) of ``split`` items ``indices``,
+    from ``model`` in eval mode with the evaluation transform (for protocols that mine with the current model)."""
+    from torch.utils.data import DataLoader, Subset
+
+    from hashkit.data.image_dataset import ImageDataset
+    from hashkit.data.transforms import build_transform
+
+    dataset = Subset(ImageDataset(split, build_transform(recipe.data.eval_transform),
+                                  skip_bad_images=recipe.data.skip_bad_images), indices.tolist())
+    loader = DataLoader(dataset, batch_size=recipe.data.eval_batch_size, shuffle=False,
+                        num_workers=recipe.data.num_workers)
+    was_training = model.training
+    model.eval()
+    out_rows = []
+    try:
+        for images, _, _ in loader:
+            out = model(images.to(device))
+            rows = out.codes if out.codes is not None else out.descriptor
+            out_rows.append(rows.float().cpu())
+    finally:
+        model.train(was_training)
+    return torch.cat(out_rows)
+
+
+@torch.no_grad()
 def encode_split(model: nn.Module, split: Split, recipe: Recipe, device: torch.device, *, limit: int = 0,
                  descriptors: bool = False, progress: bool = False, desc: str = "encode") -> Encoded:
     """Run ``split`` through ``model`` (switched to eval mode for the call, restored after)."""

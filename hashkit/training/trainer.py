@@ -48,7 +48,7 @@ from hashkit.training.checkpoint import (
     unflatten_optimizer_state,
     with_prefix,
 )
-from hashkit.training.evaluate import EvalResult, evaluate_model, headline
+from hashkit.training.evaluate import EvalResult, embed_items, evaluate_model, headline
 from hashkit.training.metrics_log import MetricsLog
 from hashkit.training.optim import build_optimizer, freeze, set_learning_rate
 from hashkit.training.run_dir import length_dir
@@ -268,6 +268,7 @@ class LengthTrainer:
             while pos.round < self.num_rounds:
                 r = pos.round
                 if self.order is None:
+                    self._refresh_protocol_embeddings(r)
                     self.order = torch.as_tensor(
                         self.protocol.begin_round(r, generator(self.recipe.seed, self.code_length, "round", r)),
                         dtype=torch.int64).cpu()
@@ -291,6 +292,15 @@ class LengthTrainer:
         finally:
             epochs_bar.close()
             self.log.close()
+
+    def _refresh_protocol_embeddings(self, r: int) -> None:
+        """Give the protocol current-model embeddings of the items it asks for (e.g. hard-negative mining)."""
+        wanted = self.protocol.embedding_request(r, generator(self.recipe.seed, self.code_length, "refresh", r))
+        if wanted is None or len(wanted) == 0:
+            return
+        wanted = torch.as_tensor(wanted, dtype=torch.int64).cpu()
+        self.protocol.refresh_embeddings(wanted, embed_items(self.model, self.train_split, wanted, self.recipe,
+                                                             self.device))
 
     def _protocol_stats(self) -> dict[str, Any]:
         codes = self.protocol.database_codes()

@@ -15,12 +15,10 @@ The trainer must keep that order (and, under DDP, shard batches on tuple boundar
 hands the losses ``tuple_id`` ``(b,)`` int64 (tuple number inside the batch) and ``tuple_role`` ``(b,)``
 int64 (0 = query, 1 = positive, 2 = negative) — see the ``contrastive`` loss.
 
-The memory bank ("mined from the current model"): ``observe`` stores the L2-normalised outputs the trainer
-reports for every trained item (codes of a hashing model, descriptors of a real-valued one), so mining in
-round r uses the embeddings of round r − 1. For mining with embeddings computed afresh by the current model
-in eval mode before each round, a trainer calls ``mining_pool(round, generator)`` and then
-``refresh_embeddings(indices, embeddings)`` before ``begin_round`` (the core change proposed in
-docs/methods/dagf.md; today's trainer does not, and the bank path is used).
+Mining with the current model: before each round the trainer embeds the items of
+``embedding_request(round, generator)`` with the model in eval mode and calls ``refresh_embeddings``; between
+refreshes ``observe`` keeps the L2-normalised outputs of every trained item (codes of a hashing model,
+descriptors of a real-valued one) in the same memory bank.
 """
 
 from __future__ import annotations
@@ -49,7 +47,7 @@ class TuplesConfig:
     distinct_negatives: bool = True
     #: candidate negatives considered per anchor, most similar first (0 = all)
     pool_size: int = attrs.field(default=0, validator=attrs.validators.ge(0))
-    #: random training items per round offered by mining_pool() for a fresh embedding refresh
+    #: random training items per round offered by embedding_request() for a fresh embedding refresh
     refresh_size: int = attrs.field(default=20000, validator=attrs.validators.ge(1))
 
 
@@ -76,8 +74,8 @@ class Tuples(TrainingProtocol):
         if not bool(self.has_positive.any()):
             raise ContractError("tuples: no training item shares a label with another one, so no positive exists")
 
-    def mining_pool(self, round_index: int, generator: torch.Generator) -> Tensor:
-        """Training indices whose embeddings a trainer should refresh before ``begin_round``."""
+    def embedding_request(self, round_index: int, generator: torch.Generator) -> Tensor:
+        """Training indices whose current-model embeddings the trainer refreshes before ``begin_round``."""
         perm = torch.randperm(self.num_train, generator=generator)
         return perm[: self.cfg.refresh_size]
 
