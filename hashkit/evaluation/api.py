@@ -71,6 +71,9 @@ def evaluate(problem: RetrievalProblem, *, metrics: Sequence[str] = ("map",), to
     ``drop_last_item`` reproduces the official SEMICON/DeepHash-pytorch evaluation, which drops the
     last-ranked database item; ``relevance_rule="dot"`` is their label rule (dot product > 0).
     """
+    builtin = [m for m in metrics if _is_builtin_metric(m)]
+    registered = [m for m in metrics if not _is_builtin_metric(m)]
+    metrics = builtin
     q = _check_codes(problem.query, "query")
     d = _check_codes(problem.database, "database")
     if q.shape[1] != d.shape[1]:
@@ -91,7 +94,24 @@ def evaluate(problem: RetrievalProblem, *, metrics: Sequence[str] = ("map",), to
     else:
         raise ContractError(f"RetrievalProblem.kind must be 'hamming' or 'cosine', found {problem.kind!r}")
     result["relevance"] = "matrix" if problem.relevance is not None else relevance_rule
+    for name in registered:  # metric components from plugins (e.g. revisited_map), default configs
+        result.update(_registered_metric(name)(problem))
     return result
+
+
+def _is_builtin_metric(name: str) -> bool:
+    return name in METRIC_NAMES or re.fullmatch(r"(map|precision|recall)@(\d+)", name) is not None
+
+
+def _registered_metric(name: str):
+    from hashkit.assemble import make_component
+    from hashkit.errors import UnknownComponentError
+
+    try:
+        return make_component("metric", name)
+    except UnknownComponentError as exc:
+        raise ContractError(f"unknown metric {name!r}: not a built-in metric ({', '.join(METRIC_NAMES)}, map@K, "
+                            f"precision@K, recall@K) and {exc}") from None
 
 
 def evaluate_hamming_packed(query_packed, database_packed, num_bits: int, relevance: Relevance,
