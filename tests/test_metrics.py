@@ -359,7 +359,7 @@ def test_registered_metric_components_are_merged_into_evaluate():
     prob = problem(q, d, ql, dl)
     merged = evaluate(prob, metrics=("map", "cosine_map"))
     alone = make_component("metric", "cosine_map")(prob)
-    assert alone and all(merged[key] == value for key, value in alone.items())
+    assert alone and all(merged[f"cosine_map.{key}"] == value for key, value in alone.items())
     assert merged["map"] == evaluate(prob)["map"]
     with pytest.raises(ContractError, match="unknown metric 'ndcg'"):
         evaluate(prob, metrics=("ndcg",))

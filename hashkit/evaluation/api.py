@@ -94,8 +94,9 @@ def evaluate(problem: RetrievalProblem, *, metrics: Sequence[str] = ("map",), to
     else:
         raise ContractError(f"RetrievalProblem.kind must be 'hamming' or 'cosine', found {problem.kind!r}")
     result["relevance"] = "matrix" if problem.relevance is not None else relevance_rule
-    for name in registered:  # metric components from plugins (e.g. revisited_map), default configs
-        result.update(_registered_metric(name)(problem))
+    for name in registered:  # metric components from plugins (e.g. revisited_map), default configs;
+        for key, value in _registered_metric(name)(problem).items():  # keys namespaced by the metric name
+            result[key if key.startswith(name) else f"{name}.{key}"] = value
     return result
 
 
