@@ -11,3 +11,13 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import torch  # noqa: E402
 
 torch.set_num_threads(int(os.environ.get("HASHKIT_TEST_THREADS", "1")))
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _default_dtype_is_restored():
+    """Fail loudly if a test leaves torch's default dtype changed (it silently breaks later modules)."""
+    yield
+    assert torch.get_default_dtype() == torch.float32, "a test left torch's default dtype changed"

@@ -8,7 +8,15 @@ import torch
 from hashkit.assemble import make_component
 from hashkit.interfaces import BuildContext, LossInputs
 
-torch.set_default_dtype(torch.float64)
+
+
+@pytest.fixture(autouse=True)
+def _float64_default():
+    """These references run in float64; restore the default so other test modules are unaffected."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(previous)
 
 
 def _inputs(b=8, L=12, C=4, seed=0, multi=False):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -19,9 +20,11 @@ def site_dirs(tmp_path_factory):
     dirs = {}
     for name in ("example", "broken", "duplicate"):
         target = tmp_path_factory.mktemp(f"site_{name}")
+        source = tmp_path_factory.mktemp(f"src_{name}") / name  # setuptools writes build/ beside the sources
+        shutil.copytree(PACKAGES / name, source)
         subprocess.run(
             [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--no-index",
-             "--target", str(target), str(PACKAGES / name)],
+             "--target", str(target), str(source)],
             check=True, capture_output=True, text=True,
         )
         dirs[name] = target

@@ -16,7 +16,7 @@ Tensor contract
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Iterable, Sequence
 
 from torch import Tensor, nn
 
@@ -36,6 +36,22 @@ class Backbone(nn.Module):
     def build_stage(self, name: str) -> nn.Sequential:
         """A fresh copy of stage ``name`` (trunk or extra) as a sequence of blocks."""
         raise ContractError(f"backbone {type(self).__name__} cannot build a copy of stage {name!r}")
+
+    def run_stages(self, x: Tensor, stages: Iterable[tuple[str, nn.Module]], taps: Sequence[str]) -> dict[str, Tensor]:
+        """Run ``(name, module)`` stages in order, stopping after the deepest tap; return the taps in order.
+
+        ``stages`` may be lazy, so a trunk is never asked for a stage it stops before.
+        """
+        self.check_taps(taps)
+        wanted = set(taps)
+        out: dict[str, Tensor] = {}
+        for name, module in stages:
+            x = module(x)
+            if name in wanted:
+                out[name] = x
+                if wanted <= out.keys():
+                    break
+        return {tap: out[tap] for tap in taps}
 
     def all_stage_specs(self) -> dict[str, FeatureSpec]:
         return {**self.stage_specs, **self.extra_stage_specs}

@@ -128,14 +128,7 @@ class InceptionV3(Backbone):
         self.check_taps(taps)
         if self.transform_input:
             x = self._transform(x)
-        names = list(self.stages)
-        last = max(names.index(t) for t in taps)
-        out = {}
-        for name in names[: last + 1]:
-            x = self.stages[name](x)
-            if name in taps:
-                out[name] = x
-        return out
+        return self.run_stages(x, self.stages.items(), taps)
 
     def build_stage(self, name: str) -> nn.Sequential:
         if name in self.stages:

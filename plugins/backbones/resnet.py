@@ -195,14 +195,8 @@ class ResNet(Backbone):
 
     def forward(self, x: Tensor, taps: Sequence[str]) -> dict[str, Tensor]:
         self.check_taps(taps)
-        last = max(STAGES.index(t) for t in taps)
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-        out = {}
-        for name in STAGES[: last + 1]:
-            x = getattr(self, name)(x)
-            if name in taps:
-                out[name] = x
-        return out
+        return self.run_stages(x, ((name, getattr(self, name)) for name in STAGES), taps)
 
     def build_stage(self, name: str) -> nn.Sequential:
         """A fresh copy of ``name``: a trunk stage is deep-copied; a later stage is built, initialised and gets

@@ -64,14 +64,7 @@ class TinyCNN(Backbone):
         self.extra_stage_specs = {n: specs[n] for n in self.NAMES[depth:]}
 
     def forward(self, x: Tensor, taps: Sequence[str]) -> dict[str, Tensor]:
-        self.check_taps(taps)
-        last = max(self.NAMES.index(t) for t in taps)
-        out = {}
-        for name in self.NAMES[: last + 1]:
-            x = self.stages[name](x)
-            if name in taps:
-                out[name] = x
-        return out
+        return self.run_stages(x, self.stages.items(), taps)
 
     def build_stage(self, name: str) -> nn.Sequential:
         if name in self.stages:
