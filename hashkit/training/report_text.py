@@ -1,7 +1,7 @@
 """The text form of a training report: one mAP table row per code length.
 
-Columns: for each database kind scored (``learned``, ``encoded``, ``descriptor``) the mAP of the last model,
-and, when ``train.selection`` is not ``last``, the selected model's mAP beside it, labelled with what selected
+Columns: for each database kind scored (``learned``, ``encoded``, ``descriptor``) the mAP of the last model
+under the headline tie policy and under the other one (index ties / tie-aware), and, when ``train.selection`` is not ``last``, the selected model's mAP beside it, labelled with what selected
 it (``best_val``, or ``best_query (test-selected)`` for the official protocol).
 """
 
@@ -18,6 +18,7 @@ def report_table(report: dict[str, Any]) -> str:
     from hashkit.evaluation.report import format_table
 
     key = "map_tie_aware" if report.get("ties") == "tie_aware" else "map"
+    other, other_label = ("map", "index ties") if key == "map_tie_aware" else ("map_tie_aware", "tie-aware")
     selection = report.get("selection", "last")
     label = SELECTION_LABELS.get(selection, selection)
     rows: dict[Any, dict[str, Any]] = {}
@@ -27,6 +28,7 @@ def report_table(report: dict[str, Any]) -> str:
         for kind, scores in res["last"].items():
             name = f"{kind} mAP" if selection == "last" else f"{kind} mAP (last)"
             row[name] = scores.get(key)
+            row[f"{kind} {other_label}"] = scores.get(other)  # every report shows both tie policies
             if selection != "last":
                 row[f"{kind} mAP ({label})"] = res.get("selected", {}).get(kind, {}).get(key)
         if selection != "last":
