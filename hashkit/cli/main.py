@@ -12,6 +12,7 @@ import importlib
 import pkgutil
 import sys
 import traceback
+import warnings
 
 from hashkit.errors import HashkitError
 
@@ -37,6 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # torch_geometric's import emits this on torch >= 2.10; it is noise for a command-line user
+    warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.* is deprecated", category=FutureWarning)
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
