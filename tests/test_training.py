@@ -253,3 +253,17 @@ def test_protocol_embedding_requests_get_current_model_embeddings(tmp_path):
         assert torch.equal(idx, torch.arange(5)) and emb.shape == (5, 8)
         assert emb.abs().max() <= 1  # relaxed codes
     assert not torch.equal(got[0][2], got[1][2])  # the model changed between the rounds
+
+
+def test_run_records_its_split_and_resume_refuses_a_changed_one(tmp_path):
+    from hashkit.errors import CheckpointError
+
+    run = tmp_path / "run"
+    recipe = th.tiny_recipe()
+    train(recipe, run)
+    split = json.loads((run / "split.json").read_text())
+    assert split["dataset"] == "demo" and split["checksum"].startswith("sha256:")
+    assert split["counts"]["query"] == 20 and split["counts"]["database"] == 40
+    (run / "split.json").write_text(json.dumps({**split, "checksum": "sha256:" + "0" * 64}))
+    with pytest.raises(CheckpointError, match="split changed"):
+        train(recipe, run, resume=True)

@@ -13,7 +13,7 @@ from hashkit.errors import RecipeError
 from hashkit.recipe.load import load_recipe
 from hashkit.recipe.schema import Recipe
 from hashkit.training import ddp
-from hashkit.training.run_dir import RECIPE_FILE, prepare_run_dir, write_environment, write_recipe
+from hashkit.training.run_dir import RECIPE_FILE, prepare_run_dir, record_split, write_environment, write_recipe
 from hashkit.training.trainer import configure_determinism, pick_device, train_length, write_report
 
 
@@ -71,6 +71,8 @@ def train(recipe_or_path: Recipe | str | Path | Mapping[str, Any] | None, out_di
         from hashkit.assemble import build_dataset
 
         data = build_dataset(recipe)
+        if info.is_main:
+            record_split(out_dir, data, resume=resume)
         results: dict[str, Any] = {}
         for length in lengths:
             per_length = train_length(recipe, data, length, out_dir, device, info, resume=resume)

@@ -5,6 +5,7 @@ Layout::
     OUT/recipe.toml                the merged recipe (after extends and --set), loadable by load_recipe
     OUT/recipe.resolved.json       every section with its defaults filled in (what actually ran)
     OUT/environment.json           versions, device, world size, plugins
+    OUT/split.json                 dataset, split counts and the checksum of the query/database lists
     OUT/L{bits}/checkpoint.safetensors (+ checkpoint.json)   the last checkpoint (resume point)
     OUT/L{bits}/selected.safetensors   model (+ learned database codes) chosen by train.selection
     OUT/L{bits}/codes.safetensors      final query / database codes and labels (evaluation inputs)
@@ -131,3 +132,21 @@ def write_environment(run_dir: Path, device: Any, world_size: int, *, resumed: b
         history = previous.pop("resumed_from", [])
         env["resumed_from"] = [*history, previous]
     atomic_write_text(path, json.dumps(env, indent=2, sort_keys=True) + "\n")
+
+
+def record_split(run_dir: Path, data: Any, *, resume: bool) -> None:
+    """Write ``split.json`` (the split manifest's checksum and counts); on resume, refuse a changed split."""
+    from hashkit.data.manifest import fingerprint
+    from hashkit.errors import CheckpointError
+
+    path = Path(run_dir) / "split.json"
+    current = fingerprint(data)
+    if resume and path.is_file():
+        before = json.loads(path.read_text())
+        if before.get("checksum") != current["checksum"]:
+            raise CheckpointError(
+                f"{path}: the dataset split changed since this run started (checksum {before.get('checksum')} "
+                f"-> {current['checksum']}, counts {before.get('counts')} -> {current['counts']})"
+            )
+        return
+    atomic_write_text(path, json.dumps(current, indent=2, sort_keys=True) + "\n")
