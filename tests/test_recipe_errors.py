@@ -123,3 +123,21 @@ def test_extends_replaces_a_component_table_whose_name_changes(tmp_path):
     assert recipe.aggregation.name == "gmp" and recipe.aggregation.config.normalize is False
     same = write(tmp_path, "same.toml", 'extends = "parent.toml"\n[model.backbone]\nblocks = 2\n')
     assert load_recipe(same).backbone.config.width == 4  # same component: merged key by key
+
+
+def test_nested_component_tables_are_validated_when_the_recipe_loads(tmp_path, capsys):
+    """A component parameter that names another component (wsdan_views' inner aggregation) is checked too."""
+    path = write(tmp_path, "ok.toml", BASE.replace('[model.aggregation]\nname = "gap"', ""))
+    base = ['[model.aggregation]\nname = "wsdan_views"\ninner = {name = "knn_graph", kk = 3}\n',
+            '[model.aggregation]\nname = "wsdan_views"\ninner = {name = "knn_grap", k = 3}\n']
+    expected = [["model.aggregation.inner.kk", "unknown key", "closest: 'k'"],
+                ["model.aggregation.inner.name", "unknown aggregation 'knn_grap'", "closest: knn_graph"]]
+    for i, (table, fragments) in enumerate(zip(base, expected)):
+        bad = write(tmp_path, f"nested{i}.toml", path.read_text() + table)
+        code, lines = cli_error(capsys, ["recipe", "validate", str(bad)])
+        assert code == 2 and len(lines) == 1 and str(bad) in lines[0]
+        for fragment in fragments:
+            assert fragment in lines[0], (fragment, lines[0])
+    code, lines = cli_error(capsys, ["recipe", "validate", str(path), "--set",
+                                     'model.aggregation={name="wsdan_views", inner={name="gap", normalise=true}}'])
+    assert code == 2 and "--set: model.aggregation.inner.normalise" in lines[0]

@@ -150,6 +150,9 @@ def _build(cls: type, data: dict[str, Any], prefix: str) -> Any:
             known = ", ".join(fields) if fields else "(no parameters)"
             raise _Fail(dotted, f"unknown key{hint}; expected one of: {known}")
         kwargs[key] = coerce_value(fields[key].type, value, dotted)
+        nested_kind = fields[key].metadata.get("component")
+        if nested_kind is not None:
+            _check_nested_component(nested_kind, kwargs[key], dotted)
     try:
         return cls(**kwargs)
     except (ValueError, TypeError) as exc:
@@ -165,16 +168,41 @@ def _build(cls: type, data: dict[str, Any], prefix: str) -> Any:
         raise _Fail(bad, f"invalid value: {msg}") from None
 
 
+def _check_nested_component(kind: str, table: Any, key: str) -> None:
+    """A config field marked ``metadata={"component": KIND}`` holds ``{name = ..., params}`` of another
+    component (e.g. the aggregation that ``wsdan_views`` wraps): check the name and the parameters now."""
+    from hashkit.errors import UnknownComponentError
+    from hashkit.registry import get_registry
+
+    if not isinstance(table, dict) or not isinstance(table.get("name"), str):
+        raise _Fail(key, f"expected a table with the {kind}'s 'name', found {_found(table)}")
+    params = {k: v for k, v in table.items() if k != "name"}
+    try:
+        entry = get_registry().get(kind, table["name"])
+    except UnknownComponentError as exc:
+        raise _Fail(f"{key}.name", str(exc)) from None
+    _build(entry.config, params, key)
+
+
 def build_config(cls: type, data: dict[str, Any] | None, *, key: str = "", file: str | None = None,
                  provenance: dict[str, str] | None = None) -> Any:
     """Build ``cls`` from ``data``; raise :class:`RecipeError` naming the file, key, expectation and finding."""
     try:
         return _build(cls, dict(data or {}), key)
     except _Fail as fail:
-        origin = file
-        if provenance is not None:
-            origin = provenance.get(fail.key, provenance.get(fail.key.split("[")[0], file))
+        origin = key_origin(provenance or {}, fail.key, file)
         raise RecipeError(fail.message, file=origin, key=fail.key) from None
+
+
+def key_origin(provenance: dict[str, str], key: str, default: str | None) -> str | None:
+    """The file (or ``--set``) that defined ``key`` or its nearest enclosing table."""
+    probe = key
+    while probe:
+        if probe in provenance:
+            return provenance[probe]
+        cut = max(probe.rfind("."), probe.rfind("["))
+        probe = probe[:cut] if cut > 0 else ""
+    return default
 
 
 def config_to_dict(config: Any) -> Any:

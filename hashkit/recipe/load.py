@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from hashkit.errors import RecipeError, UnknownComponentError
-from hashkit.recipe.coerce import _Fail, _found, build_config, coerce_value
+from hashkit.recipe.coerce import _Fail, _found, build_config, coerce_value, key_origin
 from hashkit.recipe.overrides import apply_overrides
 from hashkit.recipe.schema import (
     ComponentRef,
@@ -58,7 +58,7 @@ def load_recipe(
 
 
 def _origin(prov: dict[str, str], key: str, file: str) -> str:
-    return prov.get(key, file)
+    return key_origin(prov, key, file)
 
 
 def _fail(message: str, key: str, file: str, prov: dict[str, str]) -> RecipeError:

@@ -42,7 +42,7 @@ def _unit_interval_pair(inst, attribute, value):
 @attrs.frozen
 class WsdanViewsConfig:
     #: the wrapped aggregation: a table with its registered ``name`` and its parameters
-    inner: dict[str, Any] = attrs.field(factory=lambda: {"name": "bap"})
+    inner: dict[str, Any] = attrs.field(factory=lambda: {"name": "bap"}, metadata={"component": "aggregation"})
     #: θ_c range, as a fraction of the map's maximum (WS-DAN: 0.4-0.6)
     crop_threshold: tuple[float, float] = attrs.field(default=(0.4, 0.6), validator=_unit_interval_pair)
     #: θ_d range (WS-DAN: 0.2-0.5)
