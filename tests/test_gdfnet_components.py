@@ -13,7 +13,7 @@ from hashkit.errors import CheckpointError, ContractError
 from hashkit.interfaces import AggregationInput, BuildContext, FeatureSpec, LossInputs
 from hashkit.testing import check_component
 from hashkit_plugins.aggregation.wsdan_views import (WsdanViewsConfig, attention_crop, attention_drop,
-                                                    sample_view_maps, wsdan_views)
+                                                    sample_view_maps)
 
 COMPONENTS = [("attention", "attention_parts"), ("aggregation", "bap"), ("aggregation", "knn_graph"),
               ("aggregation", "wsdan_views"), ("hash_head", "linear")]

@@ -20,7 +20,6 @@ the problem for truncated, tampered or inconsistent files.
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -28,6 +27,7 @@ import attrs
 import numpy as np
 import torch
 
+from hashkit.atomic_io import atomic_write_bytes
 from hashkit.codes.packing import BIT_ORDER, num_bytes
 from hashkit.errors import CodeFileError
 
@@ -68,7 +68,7 @@ def save_code_file(path: str | Path, codes: torch.Tensor | np.ndarray, num_bits:
                    labels: torch.Tensor | None = None, recipe_hash: str = "", protocol: str = "",
                    extra: Mapping[str, str] | None = None) -> Path:
     """Write packed ``codes`` (uint8 ``(n, ceil(num_bits/8))``) and their ids/paths/labels atomically."""
-    from safetensors.numpy import save_file
+    from safetensors.numpy import save
 
     from hashkit import __version__
 
@@ -107,10 +107,7 @@ def save_code_file(path: str | Path, codes: torch.Tensor | np.ndarray, num_bits:
     for key, value in (extra or {}).items():
         metadata[f"extra.{key}"] = str(value)
     _validate(path, tensors, metadata)  # never write a file that would not load
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    save_file(tensors, str(tmp), metadata=metadata)
-    os.replace(tmp, path)
+    atomic_write_bytes(path, save(tensors, metadata=metadata))
     return path
 
 

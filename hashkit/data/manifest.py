@@ -19,11 +19,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from hashkit.atomic_io import atomic_write_text
 from hashkit.errors import DataError
 from hashkit.interfaces.dataset import RetrievalData, Split
 
@@ -79,17 +78,7 @@ def fingerprint(data: RetrievalData) -> dict[str, Any]:
 def write_manifest(data: RetrievalData, path: str | Path) -> dict[str, Any]:
     """Write ``data``'s manifest to ``path`` atomically; returns it."""
     manifest = build_manifest(data)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(manifest, fh, indent=1)
-            fh.write("\n")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    atomic_write_text(path, json.dumps(manifest, indent=1) + "\n")
     return manifest
 
 

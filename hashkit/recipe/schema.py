@@ -9,9 +9,6 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import attrs
-from attrs import validators as v
-
-from hashkit.interfaces.dataset import RetrievalData  # noqa: F401  (documentation cross-reference)
 
 
 @attrs.frozen

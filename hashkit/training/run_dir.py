@@ -28,7 +28,7 @@ import attrs
 
 from hashkit.errors import CheckpointError, RecipeError
 from hashkit.recipe.schema import ComponentRef, Recipe
-from hashkit.training.checkpoint import atomic_write_text
+from hashkit.atomic_io import atomic_write_text
 from hashkit.recipe.toml_writer import dumps_toml
 
 RECIPE_FILE = "recipe.toml"

@@ -480,7 +480,7 @@ def train_length(recipe: Recipe, data: RetrievalData, code_length: int | None, r
 
 
 def write_report(run_dir: Path, report: dict[str, Any]) -> str:
-    from hashkit.training.checkpoint import atomic_write_text
+    from hashkit.atomic_io import atomic_write_text
     from hashkit.training.report_text import report_table
 
     atomic_write_text(Path(run_dir) / "report.json", json.dumps(report, indent=2, sort_keys=True) + "\n")

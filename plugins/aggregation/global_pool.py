@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import attrs
 import torch.nn.functional as F
-from torch import nn
 
 from hashkit.errors import ContractError
 from hashkit.interfaces import Aggregation, AggregationInput, AggregationOutput, BuildContext

@@ -18,7 +18,6 @@ term of FDH-MFE included) are those of the suppressed view [inferred design].
 from __future__ import annotations
 
 import attrs
-import torch
 from torch import Tensor
 
 from hashkit.errors import ContractError

@@ -6,7 +6,6 @@ the Cauchy cross-entropy so that ``d >= 0.005·L`` and ``log(d/γ)`` stays finit
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
 

@@ -23,7 +23,6 @@ Losses (``u``: relaxed codes ``(B, L)`` in ``[-1, 1]``, ``v``: hash-layer logits
 
 from __future__ import annotations
 
-from typing import Literal
 
 import attrs
 import torch
