@@ -6,7 +6,10 @@ Tensor contract
   - ``features``: ``(B, C, H, W)``, the tapped backbone stage after the attention cascade;
   - ``maps``: ``(B, K, H, W)`` concatenated attention maps, or ``None``;
   - ``stages``: every tapped backbone stage by name (multi-level aggregations read several);
-  - ``image``: the input batch ``(B, 3, H_in, W_in)`` (for crops or views), may be ignored.
+  - ``image``: the input batch ``(B, 3, H_in, W_in)`` (for crops or views), may be ignored;
+  - ``context``: in training, the training protocol's state for this batch (``TrainingProtocol.batch_state``,
+    the same dict the losses receive as ``LossInputs.protocol``, e.g. ExchNet's class anchors); empty when
+    encoding. An aggregation that reads it must behave sensibly without it (eval mode, encoding).
 - output :class:`AggregationOutput`:
   - ``descriptors``: ordered ``{name: (B, D_name)}`` float; names and dims equal ``descriptor_dims``,
     declared at build time so the hash head can be checked before any forward pass;
@@ -28,6 +31,7 @@ class AggregationInput:
     maps: Tensor | None = None
     stages: dict[str, Tensor] = attrs.field(factory=dict)
     image: Tensor | None = None
+    context: dict[str, Any] = attrs.field(factory=dict)
 
 
 @attrs.define

@@ -27,7 +27,10 @@ Tensor contract
   without hash head).
 - ``embedding_request(round, generator)``: ``None`` (default) or int64 training indices; the trainer then
   calls ``refresh_embeddings(indices, embeddings)`` with ``(n, L)`` relaxed codes (or ``(n, D)``
-  descriptors) of those items from the current model in eval mode with the evaluation transform.
+  descriptors: a model without hash head, or ``embedding_output = "descriptor"``) of those items from the
+  current model in eval mode with the evaluation transform.
+- ``batch_state(indices)`` is computed before the forward pass: the model's aggregation receives it as
+  ``AggregationInput.context`` and the losses as ``LossInputs.protocol``.
 - ``database_codes()``: ``(n, L)`` float ±1 codes learned for the training split, or ``None`` when the
   database must be encoded by the network.
 - ``state_dict()`` / ``load_state_dict()``: plain ``{name: tensor}`` (safetensors-ready), with everything
@@ -47,6 +50,8 @@ class TrainingProtocol:
     epochs_per_round: int = 1
     #: "learned" when database codes come from ``database_codes()``, else "encoded"
     database: str = "encoded"
+    #: what ``refresh_embeddings`` receives: relaxed "codes" or the model's real-valued "descriptor"
+    embedding_output: str = "codes"
 
     def setup(self, train_labels: Tensor, generator: torch.Generator) -> None:
         self.num_train = int(train_labels.shape[0])

@@ -60,10 +60,14 @@ class HashingModel(nn.Module):
     def descriptor_dim(self) -> int:
         return sum(self.aggregation.descriptor_dims.values())
 
-    def forward(self, x: Tensor, *, views: bool = True) -> ModelOutput:
+    def forward(self, x: Tensor, *, views: bool = True, context: dict | None = None) -> ModelOutput:
         """One forward pass. In training, an attention or aggregation extra ``"views"`` (``{name: (B,3,H,W)}``,
         e.g. WS-DAN crops) is encoded by this same model and returned as extras ``"<name>.<field>"`` for
-        ``codes``, ``logits``, ``class_logits`` and ``descriptor`` (views of views are not made)."""
+        ``codes``, ``logits``, ``class_logits`` and ``descriptor`` (views of views are not made).
+
+        ``context`` is the training protocol's state for this batch (the trainer passes it; empty when
+        encoding), handed to the aggregation as ``AggregationInput.context``. Hash-head extras are merged into
+        the output's extras."""
         stages = self.backbone(x, self.taps)
         features = stages[self.tap]
         maps: list[Tensor] = []
@@ -75,7 +79,8 @@ class HashingModel(nn.Module):
                 maps.append(out.maps)
             extras.update(out.extras)
         all_maps = torch.cat(maps, dim=1) if maps else None
-        agg = self.aggregation(AggregationInput(features=features, maps=all_maps, stages=stages, image=x))
+        agg = self.aggregation(AggregationInput(features=features, maps=all_maps, stages=stages, image=x,
+                                                context=dict(context or {})))
         extras.update(agg.extras)
         pending_views = extras.get("views")
         descriptor = torch.cat(list(agg.descriptors.values()), dim=1)
@@ -83,6 +88,7 @@ class HashingModel(nn.Module):
         if self.hash_head is not None:
             head = self.hash_head(agg.descriptors)
             result.codes, result.logits, result.class_logits = head.codes, head.logits, head.class_logits
+            result.extras.update(head.extras)
         if views and self.training and pending_views:
             for name, images in pending_views.items():
                 sub = self.forward(images, views=False)

@@ -48,9 +48,11 @@ def _loader(split: Split, recipe: Recipe, limit: int):
 
 
 @torch.no_grad()
-def embed_items(model: nn.Module, split: Split, indices: Tensor, recipe: Recipe, device: torch.device) -> Tensor:
-    """Relaxed codes ``(n, L)`` (or descriptors ``(n, D)`` without hash head) of ``split`` items ``indices``,
-    from ``model`` in eval mode with the evaluation transform (for protocols that mine with the current model)."""
+def embed_items(model: nn.Module, split: Split, indices: Tensor, recipe: Recipe, device: torch.device,
+                output: str = "codes") -> Tensor:
+    """Relaxed codes ``(n, L)`` (or descriptors ``(n, D)`` without hash head, or with ``output =
+    "descriptor"``) of ``split`` items ``indices``, from ``model`` in eval mode with the evaluation transform
+    (for protocols that mine with the current model or average its descriptors)."""
     from torch.utils.data import DataLoader, Subset
 
     from hashkit.data.image_dataset import ImageDataset
@@ -66,7 +68,7 @@ def embed_items(model: nn.Module, split: Split, indices: Tensor, recipe: Recipe,
     try:
         for images, _, _ in loader:
             out = model(images.to(device))
-            rows = out.codes if out.codes is not None else out.descriptor
+            rows = out.codes if out.codes is not None and output == "codes" else out.descriptor
             out_rows.append(rows.float().cpu())
     finally:
         model.train(was_training)

@@ -300,7 +300,8 @@ class LengthTrainer:
             return
         wanted = torch.as_tensor(wanted, dtype=torch.int64).cpu()
         self.protocol.refresh_embeddings(wanted, embed_items(self.model, self.train_split, wanted, self.recipe,
-                                                             self.device))
+                                                             self.device,
+                                                             getattr(self.protocol, "embedding_output", "codes")))
 
     def _protocol_stats(self) -> dict[str, Any]:
         codes = self.protocol.database_codes()
@@ -357,15 +358,16 @@ class LengthTrainer:
         targets = targets.to(dev, non_blocking=True).float()
         indices = indices.to(dev, dtype=torch.int64)
         torch.manual_seed(derive_seed(seed, "forward", self.info.rank))  # dropout and other in-model draws
+        state = self.protocol.batch_state(indices)
         with torch.autocast(dev.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None):
-            out = self.forward_model(images)
+            out = self.forward_model(images, context=state)
         inputs = LossInputs(
             codes=out.codes.float() if out.codes is not None else None,
             logits=out.logits.float() if out.logits is not None else None,
             descriptor=out.descriptor.float(),
             class_logits=out.class_logits.float() if out.class_logits is not None else None,
             labels=targets, indices=indices, extras=_float_tensors(out.extras),
-            protocol=self.protocol.batch_state(indices),
+            protocol=state,
         )
         result = self.losses(inputs)
         names = ["loss", *result.parts]

@@ -46,10 +46,12 @@ from typing import Literal
 import attrs
 import torch
 from torch import Tensor, nn
-from torchvision.models.resnet import Bottleneck, conv1x1
+from torchvision.models.resnet import conv1x1
 
 from hashkit.errors import ContractError
 from hashkit.interfaces import Attention, AttentionOutput, BuildContext
+from hashkit_plugins.attention._trunk import channel_reducing_trunk
+from hashkit_plugins.backbones.resnet import init_weights
 
 
 @attrs.frozen
@@ -96,27 +98,14 @@ class SEM(Attention):
 
     def __init__(self, cfg: SEMConfig, channels: int):
         super().__init__()
-        if channels < 64 or channels % 64:
-            raise ContractError(f"sem needs input channels that are a multiple of 64 (C -> C/4 -> C/16), found {channels}")
         self.cfg = cfg
         self.in_channels = self.out_channels = channels
-        c1, c2, c3 = channels, channels // 4, channels // 16
-        self.trunk = nn.Sequential(
-            Bottleneck(c1, c1 // 4),
-            nn.Sequential(conv1x1(c1, c2), nn.BatchNorm2d(c2)),
-            Bottleneck(c2, c2 // 4),
-            nn.Sequential(conv1x1(c2, c3), nn.BatchNorm2d(c3)),
-            Bottleneck(c3, c3 // 4),
-        )
+        self.trunk = channel_reducing_trunk(channels, "sem")
+        c3 = channels // 16
         self.heads = nn.ModuleList(
             nn.Sequential(conv1x1(c3, 1), nn.BatchNorm2d(1), nn.ReLU(inplace=True)) for _ in range(3)
         )
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.constant_(m.weight, 1)
-                nn.init.constant_(m.bias, 0)
+        init_weights(self)
         if cfg.sigma == "running":
             self.register_buffer("running_sigma", torch.ones(2))
             self.register_buffer("num_sigma_updates", torch.zeros((), dtype=torch.long))

@@ -32,6 +32,10 @@ random init. SEMICON's official setup is ``[0, 1]``: its layer4 copy is ``[B0, B
 torchvision's ``layer4.2.*`` keys land on the ICON's index, are dropped as unexpected, and leave ``B2`` random
 (semicon.md §3).
 
+``last_stride = 1`` builds ``layer4`` with stride 1 (its first block's 3x3 conv and projection shortcut),
+as AGMH's backbone does: layer4 keeps layer3's resolution (14x14 at 224 px instead of 7x7) and its spec
+stride halves; no weight shape changes, so ImageNet checkpoints load unchanged.
+
 Init of everything not loaded (semicon.md §3, torchvision's rule): every Conv2d ``kaiming_normal_(fan_out,
 relu)``, every BatchNorm weight 1 and bias 0, ``zero_init_residual`` off.
 
@@ -83,6 +87,8 @@ class ResNetConfig:
     #: torchvision block indices of a build_stage copy that receive pretrained weights (None = all blocks);
     #: SEMICON's official setup is [0, 1] (layer4.2 stays random)
     copy_pretrained_blocks: tuple[int, ...] | None = None
+    #: stride of layer4 (trunk or copy): 2 (torchvision) or 1 (AGMH: layer4 keeps layer3's resolution)
+    last_stride: int = attrs.field(default=2, validator=attrs.validators.in_((1, 2)))
 
 
 def init_weights(module: nn.Module) -> None:
@@ -151,6 +157,7 @@ class ResNet(Backbone):
         self.block, self.layers = ARCHS[depth]
         expansion = self.block.expansion
         specs = {name: FeatureSpec(64 * 2**i * expansion, 4 * 2**i) for i, name in enumerate(STAGES)}
+        specs["layer4"] = FeatureSpec(specs["layer4"].channels, 16 * cfg.last_stride)
         n_trunk = STAGES.index(cfg.until) + 1
         self.stage_specs = {name: specs[name] for name in STAGES[:n_trunk]}
         self.extra_stage_specs = {name: specs[name] for name in STAGES[n_trunk:]}
@@ -172,7 +179,8 @@ class ResNet(Backbone):
     def _new_stage(self, name: str) -> nn.Sequential:
         i = STAGES.index(name)
         inplanes = 64 if i == 0 else 64 * 2 ** (i - 1) * self.block.expansion
-        return make_stage(self.block, inplanes, 64 * 2**i, self.layers[i], 1 if i == 0 else 2)
+        stride = 1 if i == 0 else (self.cfg.last_stride if name == "layer4" else 2)
+        return make_stage(self.block, inplanes, 64 * 2**i, self.layers[i], stride)
 
     def _load(self, weights: str) -> None:
         path = find_imagenet_file(self.depth) if weights == "imagenet" else Path(weights).expanduser()

@@ -5,6 +5,15 @@
 ``Linear(100·z)``), ``codes = tanh(logits)``; with ``classifier = true`` a linear classifier on the relaxed
 codes (``classifier_on = "logits"``: on the pre-activation values, GDF-Net's semantic classifier on ``h``)
 gives ``class_logits``.
+
+``decoder = "tied"`` (A2-Net's attribute-aware decoder, aassxun/DSH_Analysis @ 44271bc ``models/A_2_net.py``):
+the relaxed codes are decoded back to the descriptor with the transposed hash matrix, ``r = codes · W``
+(B, D), returned as the extra ``reconstruction`` for the ``reconstruction`` loss. It needs a single bias-free
+layer (``hidden = 0``, ``bias = false``, ``scale = 1``); the weight is then ``hash.0.weight`` (L, D), the
+reference's ``W``.
+
+Tensor contract: ``{name: (B, D_name)}`` -> ``HeadOutput(logits (B, L), codes (B, L), class_logits (B, C) or
+None, extras {"reconstruction": (B, D)} with the tied decoder)``; D = the summed descriptor dims, in order.
 """
 
 from __future__ import annotations
@@ -13,6 +22,7 @@ from typing import Literal
 
 import attrs
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from hashkit.errors import ContractError
@@ -37,6 +47,8 @@ class LinearHeadConfig:
     #: bias of the classifier (GDF-Net's semantic classifier has none)
     classifier_bias: bool = True
     dropout: float = attrs.field(default=0.0, validator=[attrs.validators.ge(0.0), attrs.validators.lt(1.0)])
+    #: "tied": decode the codes with the transposed hash matrix (A2-Net), extra "reconstruction"
+    decoder: Literal["none", "tied"] = "none"
 
 
 class _SignSTE(torch.autograd.Function):
@@ -64,6 +76,9 @@ class LinearHead(HashHead):
         else:
             layers.append(nn.Linear(in_dim, code_length, bias=cfg.bias))
         self.hash = nn.Sequential(*layers)
+        if cfg.decoder == "tied" and (cfg.hidden or cfg.bias or cfg.scale != 1.0 or cfg.dropout):
+            raise ContractError("linear head: decoder = \"tied\" needs one bias-free layer without scale or dropout "
+                                "(hidden = 0, bias = false, scale = 1, dropout = 0)")
         self.num_classes = num_classes if cfg.classifier else 0
         self.classifier = nn.Linear(code_length, num_classes, bias=cfg.classifier_bias) if cfg.classifier else None
 
@@ -82,7 +97,10 @@ class LinearHead(HashHead):
         class_logits = None
         if self.classifier is not None:
             class_logits = self.classifier(logits if self.cfg.classifier_on == "logits" else codes)
-        return HeadOutput(logits=logits, codes=codes, class_logits=class_logits)
+        extras = {}
+        if self.cfg.decoder == "tied":
+            extras["reconstruction"] = F.linear(codes, self.hash[0].weight.t())
+        return HeadOutput(logits=logits, codes=codes, class_logits=class_logits, extras=extras)
 
 
 def build_linear_head(cfg: LinearHeadConfig, ctx: BuildContext) -> LinearHead:

@@ -14,8 +14,12 @@ first descriptor gets the global share of the L bits, every other descriptor an 
 A single descriptor gets all L bits. Parameters are named ``W_G``, ``W_L1``, ``W_L2``, ... (the official
 names) with shape (bits, D) and ``kaiming_uniform_(a=sqrt(5))`` init (the nn.Linear default).
 
-Tensor contract: ``{name: (B, D_name)}`` -> ``HeadOutput(logits (B, L), codes = tanh(logits) (B, L))``; no
-classifier.
+``classifier = "global_local"`` (DAHNet, aassxun/DSH_Analysis @ 44271bc ``models/DAHNET.py``) adds two
+classifiers with bias (``nn.Linear`` init): ``cls`` on the global descriptor gives ``class_logits``, ONE
+``cls_loc`` shared by the local descriptors gives the extra ``local_class_logits`` (B, K, C).
+
+Tensor contract: ``{name: (B, D_name)}`` -> ``HeadOutput(logits (B, L), codes = tanh(logits) (B, L))``; with the
+classifier also ``class_logits`` (B, C) and extras ``local_class_logits`` (B, K, C).
 """
 
 from __future__ import annotations
@@ -36,6 +40,8 @@ from hashkit.interfaces import BuildContext, HashHead, HeadOutput
 class SplitLinearConfig:
     #: how the L bits are split between the global and the local descriptors (see the module docstring)
     split: Literal["official", "general"] = "official"
+    #: "global_local": a classifier on the global descriptor and one shared by the local ones (DAHNet)
+    classifier: Literal["none", "global_local"] = "none"
 
 
 def split_bits(code_length: int, num_parts: int, rule: str = "official") -> list[int]:
@@ -67,7 +73,8 @@ def split_bits(code_length: int, num_parts: int, rule: str = "official") -> list
 class SplitLinear(HashHead):
     num_classes = 0
 
-    def __init__(self, cfg: SplitLinearConfig, descriptor_dims: dict[str, int], code_length: int):
+    def __init__(self, cfg: SplitLinearConfig, descriptor_dims: dict[str, int], code_length: int,
+                 num_classes: int = 0):
         super().__init__()
         self.cfg = cfg
         self.descriptor_dims = dict(descriptor_dims)
@@ -78,11 +85,26 @@ class SplitLinear(HashHead):
             weight = nn.Parameter(torch.empty(bits, dim))
             nn.init.kaiming_uniform_(weight, a=math.sqrt(5))
             self.register_parameter(pname, weight)
+        if cfg.classifier == "global_local":
+            dims = list(self.descriptor_dims.values())
+            if len(dims) < 2 or len(set(dims[1:])) != 1:
+                raise ContractError(f"split_linear: classifier = \"global_local\" needs local descriptors of one "
+                                    f"width (one shared classifier), found {self.descriptor_dims}")
+            if num_classes < 1:
+                raise ContractError("split_linear: classifier = \"global_local\" needs the dataset's number of classes")
+            self.num_classes = num_classes
+            self.cls = nn.Linear(dims[0], num_classes)
+            self.cls_loc = nn.Linear(dims[1], num_classes)
 
     def forward(self, descriptors: dict[str, Tensor]) -> HeadOutput:
         logits = torch.cat([F.linear(descriptors[name], getattr(self, pname))
                             for name, pname in zip(self.descriptor_dims, self.param_names)], dim=1)
-        return HeadOutput(logits=logits, codes=torch.tanh(logits))
+        if not self.num_classes:
+            return HeadOutput(logits=logits, codes=torch.tanh(logits))
+        first, *rest = self.descriptor_dims
+        local = torch.stack([self.cls_loc(descriptors[name]) for name in rest], dim=1)
+        return HeadOutput(logits=logits, codes=torch.tanh(logits), class_logits=self.cls(descriptors[first]),
+                          extras={"local_class_logits": local})
 
 
 def build_split_linear(cfg: SplitLinearConfig, ctx: BuildContext) -> SplitLinear:
@@ -91,7 +113,7 @@ def build_split_linear(cfg: SplitLinearConfig, ctx: BuildContext) -> SplitLinear
         raise ContractError("split_linear needs a code length (recipe code_lengths)")
     if not ctx.descriptor_dims:
         raise ContractError("split_linear needs the aggregation's descriptor dims")
-    return SplitLinear(cfg, ctx.descriptor_dims, ctx.code_length)
+    return SplitLinear(cfg, ctx.descriptor_dims, ctx.code_length, ctx.num_classes or 0)
 
 
 def _example():

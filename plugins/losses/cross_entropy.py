@@ -6,6 +6,11 @@ target (``-sum_c y_ic / |y_i| * log softmax_c``), which equals plain CE for one-
 ``views = ["crop", "drop"]`` averages the loss over the raw image and the named augmented views, whose class
 logits arrive as ``extras["<view>.class_logits"]`` (WS-DAN training, see ``wsdan_views`` and
 docs/methods/gdfnet.md).
+
+Part classifiers (DAHNet, aassxun/DSH_Analysis @ 44271bc ``DAHNet_train.py``): with ``local_weight > 0`` the
+loss is ``global_weight * CE(class_logits) + local_weight * sum_k CE(local_class_logits[:, k])``, reading the
+extra ``local_class_logits`` (B, K, C) (``split_linear`` with ``classifier = "global_local"``); DAHNet* uses
+1/2 and 1/6 (the three local terms share the other half). Parts: ``global``, ``local``.
 """
 
 from __future__ import annotations
@@ -23,6 +28,10 @@ class CrossEntropyConfig:
     label_smoothing: float = attrs.field(default=0.0, validator=[attrs.validators.ge(0.0), attrs.validators.lt(1.0)])
     #: augmented views whose class logits (extras "<view>.class_logits") are averaged in with the raw image's
     views: tuple[str, ...] = ()
+    #: weight of the CE on class_logits when local classifiers are used (DAHNet: 0.5)
+    global_weight: float = attrs.field(default=1.0, validator=attrs.validators.ge(0.0))
+    #: weight of each local classifier's CE (extra local_class_logits, B x K x C; DAHNet: 1/6); 0 = none
+    local_weight: float = attrs.field(default=0.0, validator=attrs.validators.ge(0.0))
 
 
 class CrossEntropy(Loss):
@@ -31,8 +40,15 @@ class CrossEntropy(Loss):
     def __init__(self, cfg: CrossEntropyConfig):
         super().__init__()
         self.cfg = cfg
+        if cfg.global_weight != 1.0 and not cfg.local_weight:
+            raise ContractError("loss cross_entropy: global_weight applies with local classifiers (local_weight > 0); "
+                                "otherwise use the loss entry's weight")
+        if cfg.views and cfg.local_weight:
+            raise ContractError("loss cross_entropy: views and local_weight cannot be combined")
         if cfg.views:
             self.requires = ("class_logits", "labels", *(f"extras.{v}.class_logits" for v in cfg.views))
+        if cfg.local_weight:
+            self.requires = ("class_logits", "labels", "extras.local_class_logits")
 
     def _ce(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return -(target * F.log_softmax(logits.float(), dim=1)).sum(dim=1).mean()
@@ -44,6 +60,8 @@ class CrossEntropy(Loss):
             c = target.shape[1]
             target = target * (1 - self.cfg.label_smoothing) + self.cfg.label_smoothing / c
         value = self._ce(inputs.class_logits, target)
+        if self.cfg.local_weight:
+            return self._with_parts(inputs, value, target)
         if not self.cfg.views:
             return LossResult(value=value)
         parts = {"raw": value}
@@ -55,6 +73,16 @@ class CrossEntropy(Loss):
                                     "docs/methods/gdfnet.md)")
             parts[view] = self._ce(inputs.extras[key], target)
         return LossResult(value=sum(parts.values()) / len(parts), parts=parts)
+
+
+    def _with_parts(self, inputs: LossInputs, value: torch.Tensor, target: torch.Tensor) -> LossResult:
+        local = inputs.extras.get("local_class_logits")
+        if local is None:
+            raise ContractError("loss cross_entropy: local_weight needs the extra 'local_class_logits' (split_linear "
+                                "with classifier = \"global_local\")")
+        local_sum = sum(self._ce(local[:, k], target) for k in range(local.shape[1]))
+        parts = {"global": self.cfg.global_weight * value, "local": self.cfg.local_weight * local_sum}
+        return LossResult(value=parts["global"] + parts["local"], parts=parts)
 
 
 def build_cross_entropy(cfg: CrossEntropyConfig, ctx: BuildContext) -> CrossEntropy:

@@ -9,8 +9,16 @@ State (n = training/database items, m = ``num_samples``, L = bits):
   r = sum(S) / sum(1 - S): ``S <- S (1 + r) - r`` (negatives become -P/N, positives stay 1);
 - ``U`` (m, L): the latest network output of each sampled item (kept across rounds, as officially).
 
-Per batch the loss receives ``{"B": B, "S": S[rows], "omega": indices}`` (``provides``), where rows are the
-batch items' positions in the sample. ``end_round`` runs one DCC sweep in bit order, in place::
+Per batch the losses (and the model's aggregation, as ``context``) receive ``{"B": B, "S": S[rows],
+"omega": indices, "round": r}`` (``provides``), where rows are the batch items' positions in the sample and
+r the 0-based round (losses that switch on late, such as A2-Net's, read it).
+
+Class anchors (ExchNet's local feature alignment, ``anchors_after = a > 0``): before every round r >= a (i.e.
+after the a-th outer iteration, as the reference's ``align_step``) the protocol asks the trainer for the
+current model's descriptors of every training item (eval mode, evaluation transform) and keeps their class
+means (C, D) (class = first label of the multi-hot row, the reference's ``argmax``; classes without items get
+zeros instead of the reference's 0/0). Batches of those rounds also receive ``"anchors"`` (b, D): the anchor
+row of each item's class. The anchors are part of the resumable state. ``end_round`` runs one DCC sweep in bit order, in place::
 
     Ubar = zeros(n, L); Ubar[sample_index] = U;   Q = L S^T U + gamma Ubar
     for k in 0..L-1:  B[:, k] = sign(Q[:, k] - (B[:, !k] @ U[:, !k]^T) @ U[:, k])
@@ -48,6 +56,8 @@ class ADSHProtocolConfig:
     soft_similarity: bool = True
     #: sign(0) in database_codes(): "zero" (official) or "plus_one"
     zero_to: Literal["zero", "plus_one"] = "zero"
+    #: ExchNet's align_step: class anchors from the model's descriptors before every round >= this (0 = none)
+    anchors_after: int = attrs.field(default=0, validator=attrs.validators.ge(0))
 
 
 def soft_similarity(sample_labels: Tensor, labels: Tensor, soft: bool = True) -> Tensor:
@@ -74,10 +84,12 @@ def dcc_update(B: Tensor, U: Tensor, S: Tensor, sample_index: Tensor, gamma: flo
 
 class ADSHProtocol(TrainingProtocol):
     database = "learned"
-    provides: tuple[str, ...] = ("B", "S", "omega")
+    embedding_output = "descriptor"
 
     def __init__(self, cfg: ADSHProtocolConfig, code_length: int):
         self.cfg = cfg
+        self.provides = ("B", "S", "omega", "round") + (("anchors",) if cfg.anchors_after else ())
+        self.anchors: Tensor | None = None
         self.code_length = code_length
         self.num_rounds = cfg.rounds
         self.epochs_per_round = cfg.epochs
@@ -110,6 +122,19 @@ class ADSHProtocol(TrainingProtocol):
         self._positions = None
         return self.sample_index.cpu()
 
+    def embedding_request(self, round_index: int, generator: torch.Generator) -> Tensor | None:
+        if self.cfg.anchors_after and round_index >= self.cfg.anchors_after:
+            return torch.arange(self.num_train)
+        return None
+
+    def refresh_embeddings(self, indices: Tensor, embeddings: Tensor) -> None:
+        """Class anchors (C, D): the mean descriptor of each class over ``indices`` (zeros for empty classes)."""
+        classes = self.labels[indices.to(self.device)].argmax(dim=1)
+        emb = embeddings.float().to(self.device)
+        sums = torch.zeros(self.labels.shape[1], emb.shape[1], device=self.device).index_add_(0, classes, emb)
+        counts = torch.bincount(classes, minlength=self.labels.shape[1]).clamp_min(1).unsqueeze(1)
+        self.anchors = sums / counts
+
     def _rows(self, indices: Tensor) -> Tensor:
         if self._positions is None:
             pos = torch.full((self.num_train,), -1, dtype=torch.long, device=self.device)
@@ -124,7 +149,11 @@ class ADSHProtocol(TrainingProtocol):
     def batch_state(self, indices: Tensor) -> dict[str, Tensor]:
         self._require_setup()
         rows = self._rows(indices)
-        return {"B": self.B, "S": self.S[rows], "omega": indices.to(self.device)}
+        omega = indices.to(self.device)
+        state = {"B": self.B, "S": self.S[rows], "omega": omega, "round": torch.tensor(self.round, device=self.device)}
+        if self.anchors is not None:
+            state["anchors"] = self.anchors[self.labels[omega].argmax(dim=1)]
+        return state
 
     def observe(self, indices: Tensor, codes: Tensor) -> None:
         self.U[self._rows(indices)] = codes.detach().float().to(self.device)
@@ -149,6 +178,8 @@ class ADSHProtocol(TrainingProtocol):
         if self.sample_index is not None:
             state["sample_index"] = self.sample_index
             state["S"] = self.S
+        if self.anchors is not None:
+            state["anchors"] = self.anchors
         return {k: v.detach().cpu().contiguous() for k, v in state.items()}
 
     def load_state_dict(self, state: dict[str, Tensor]) -> None:
@@ -165,11 +196,12 @@ class ADSHProtocol(TrainingProtocol):
         self.round = int(state["round"])
         self.sample_index = state["sample_index"].long().clone().to(self.device) if "sample_index" in state else None
         self.S = state["S"].float().clone().to(self.device) if "S" in state else None
+        self.anchors = state["anchors"].float().clone().to(self.device) if "anchors" in state else None
         self._positions = None
 
     def to(self, device: torch.device | str) -> "ADSHProtocol":
         self.device = torch.device(device)
-        for name in ("B", "U", "S", "sample_index", "labels"):
+        for name in ("B", "U", "S", "sample_index", "labels", "anchors"):
             value = getattr(self, name, None)
             if value is not None:
                 setattr(self, name, value.to(self.device))
