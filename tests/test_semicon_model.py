@@ -13,6 +13,7 @@ import hashkit
 from hashkit.assemble import build, make_component
 from hashkit.errors import CheckpointError, ContractError, RecipeError
 from hashkit.interfaces import BuildContext
+from reference_shapes import attention_trunk_shapes, bn, bottleneck, param_count, random_state, resnet50_shapes
 
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"
 NO_WEIGHTS = {"model.backbone.weights": "none"}
@@ -24,52 +25,25 @@ def semicon48():
     return build(RECIPES / "semicon.toml", 48, overrides=NO_WEIGHTS, load_data=False).model
 
 
-def _bn(prefix: str, c: int) -> dict[str, tuple[int, ...]]:
-    return {f"{prefix}.weight": (c,), f"{prefix}.bias": (c,), f"{prefix}.running_mean": (c,),
-            f"{prefix}.running_var": (c,), f"{prefix}.num_batches_tracked": ()}
-
-
-def _bottleneck(prefix: str, cin: int, width: int, cout: int, downsample: bool, stride_in: int = 1):
-    keys = {f"{prefix}.conv1.weight": (width, cin, 1, 1), **_bn(f"{prefix}.bn1", width),
-            f"{prefix}.conv2.weight": (width, width, 3, 3), **_bn(f"{prefix}.bn2", width),
-            f"{prefix}.conv3.weight": (cout, width, 1, 1), **_bn(f"{prefix}.bn3", cout)}
-    if downsample:
-        keys |= {f"{prefix}.downsample.0.weight": (cout, cin, 1, 1), **_bn(f"{prefix}.downsample.1", cout)}
-    return keys
-
-
 def _icon(prefix: str, c: int = 2048, groups: int = 32):
-    return {**_bn(f"{prefix}.norm", c), f"{prefix}.qkv.weight": (3 * c, c // groups, 1, 1),
+    return {**bn(f"{prefix}.norm", c), f"{prefix}.qkv.weight": (3 * c, c // groups, 1, 1),
             f"{prefix}.qkv.bias": (3 * c,), f"{prefix}.qkv2.weight": (3 * c, groups, 1, 1),
             f"{prefix}.qkv2.bias": (3 * c,)}
 
 
 def official_semicon_shapes(L_G: int, L_L: int) -> dict[str, tuple[int, ...]]:
     """The official SEMICON state dict's names and shapes, written from semicon.md §3–§6 and §12."""
-    tv = torchvision.models.resnet50(weights=None).state_dict()
-    shapes = {f"backbone.{k}": tuple(v.shape) for k, v in tv.items() if not k.startswith(("fc.", "layer4."))}
+    shapes = resnet50_shapes("backbone.", with_layer4=False)
     for branch in ("refine_global", "refine_local"):
         p = f"{branch}.layer4"
-        shapes |= _bottleneck(f"{p}.0", 1024, 512, 2048, True) | _bottleneck(f"{p}.1", 2048, 512, 2048, False)
-        shapes |= _icon(f"{p}.2") | _bottleneck(f"{p}.3", 2048, 512, 2048, False) | _icon(f"{p}.4")
+        shapes |= bottleneck(f"{p}.0", 1024, 512, 2048, True) | bottleneck(f"{p}.1", 2048, 512, 2048, False)
+        shapes |= _icon(f"{p}.2") | bottleneck(f"{p}.3", 2048, 512, 2048, False) | _icon(f"{p}.4")
     a = "attention"
-    shapes |= _bottleneck(f"{a}.layer4.0", 1024, 256, 1024, False)
-    shapes |= {f"{a}.layer4.1.0.weight": (256, 1024, 1, 1), **_bn(f"{a}.layer4.1.1", 256)}
-    shapes |= _bottleneck(f"{a}.layer4.2", 256, 64, 256, False)
-    shapes |= {f"{a}.layer4.3.0.weight": (64, 256, 1, 1), **_bn(f"{a}.layer4.3.1", 64)}
-    shapes |= _bottleneck(f"{a}.layer4.4", 64, 16, 64, False)
+    shapes |= attention_trunk_shapes(f"{a}.layer4")
     for k in (1, 2, 3):
-        shapes |= {f"{a}.feature{k}.0.weight": (1, 64, 1, 1), **_bn(f"{a}.feature{k}.1", 1)}
+        shapes |= {f"{a}.feature{k}.0.weight": (1, 64, 1, 1), **bn(f"{a}.feature{k}.1", 1)}
     shapes |= {"W_G": (L_G, 2048), "W_L1": (L_L, 2048), "W_L2": (L_L, 2048), "W_L3": (L_L, 2048)}
     return shapes
-
-
-def _params(shapes: dict[str, tuple[int, ...]], prefix: str = "") -> int:
-    total = 0
-    for k, s in shapes.items():
-        if k.startswith(prefix) and not k.endswith(("running_mean", "running_var", "num_batches_tracked")):
-            total += int(torch.tensor(s).prod()) if s else 1
-    return total
 
 
 def test_recipe_composes_semicon_from_registered_components(semicon48):
@@ -96,9 +70,9 @@ def test_parameter_count_and_official_names(semicon48):
     mapped = {official_name(k): tuple(v.shape) for k, v in own.items()}
     assert None not in mapped and len(mapped) == len(own)  # one-to-one
     assert mapped == official
-    assert _params(official, "backbone.") == 8_543_296
-    assert _params(official, "refine_global.") == _params(official, "refine_local.") == 16_177_152
-    assert _params(official, "attention.") == 1_471_494
+    assert param_count(official, "backbone.") == 8_543_296
+    assert param_count(official, "refine_global.") == param_count(official, "refine_local.") == 16_177_152
+    assert param_count(official, "attention.") == 1_471_494
 
 
 @pytest.mark.parametrize("L,total", [(12, 42_393_670), (32, 42_434_630)])
@@ -112,11 +86,7 @@ def test_parameter_count_other_lengths(semicon48, L, total):
 def test_load_official_checkpoint_roundtrip(semicon48, tmp_path):
     from hashkit_plugins.semicon_compat import hashkit_name, load_official_checkpoint, to_official_state_dict
 
-    g = torch.Generator().manual_seed(0)
-    state = {}
-    for k, s in official_semicon_shapes(24, 8).items():
-        state[k] = torch.randint(0, 100, s, generator=g) if k.endswith("num_batches_tracked") \
-            else torch.randn(s, generator=g)
+    state = random_state(official_semicon_shapes(24, 8))
     path = tmp_path / "model.pth"
     torch.save(state, path)
     load_official_checkpoint(semicon48, path)

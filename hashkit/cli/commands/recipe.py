@@ -20,6 +20,8 @@ def add_parser(sub) -> None:
         if name == "show":
             q.add_argument("--no-model", action="store_true", help="skip building the model")
             q.add_argument("--code-length", type=int, default=None, help="code length to build (default: first)")
+            q.add_argument("--num-classes", type=int, default=None,
+                           help="classes for classifier heads when the dataset cannot be loaded (default: the dataset's)")
         q.set_defaults(func=run_validate if name == "validate" else run_show)
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
@@ -42,9 +44,16 @@ def run_show(args: argparse.Namespace) -> int:
     if args.no_model:
         return 0
     from hashkit.assemble import build_model
+    from hashkit.errors import ContractError
     from hashkit.model.summary import model_summary
 
-    model = build_model(recipe, args.code_length, num_classes=_num_classes_hint(recipe))
+    num_classes = args.num_classes or _num_classes_hint(recipe)
+    try:
+        model = build_model(recipe, args.code_length, num_classes=num_classes)
+    except ContractError as exc:
+        if num_classes is None and "classes" in str(exc):
+            raise ContractError(f"{exc} (the dataset could not be loaded: pass --num-classes)") from None
+        raise
     print(model_summary(model))
     return 0
 

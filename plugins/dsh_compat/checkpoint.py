@@ -1,0 +1,75 @@
+"""Loading a reference ``model.state_dict()`` of A2-Net, ExchNet, AGMH or DAHNet into the hashkit model built
+from the method's recipe at the same code length, and writing one back. See :mod:`.maps` for the names."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping
+
+from torch import Tensor, nn
+
+from hashkit.errors import CheckpointError
+from hashkit_plugins.backbones.resnet import read_state_dict
+from hashkit_plugins.dsh_compat.maps import REFERENCE_MAPS, NameMap
+
+
+def _map(method: str) -> NameMap:
+    if method not in REFERENCE_MAPS:
+        raise CheckpointError(f"no reference name map for {method!r}; known: {sorted(REFERENCE_MAPS)}")
+    return REFERENCE_MAPS[method]
+
+
+def hashkit_name(method: str, reference: str, attention_index: int = 0) -> str | None:
+    """The hashkit model name of a reference state-dict name, or ``None`` (dropped or unknown)."""
+    return _map(method).to_hashkit(reference, attention_index)
+
+
+def reference_name(method: str, hashkit: str, attention_index: int = 0) -> str | None:
+    """The reference state-dict name of a hashkit model name, or ``None`` when it has none."""
+    return _map(method).to_reference(hashkit, attention_index)
+
+
+def to_reference_state_dict(model: nn.Module, method: str, attention_index: int = 0) -> dict[str, Tensor]:
+    """The model's state dict under the reference names (keys without a reference name are left out)."""
+    names = _map(method)
+    out = {}
+    for key, value in model.state_dict().items():
+        name = names.to_reference(key, attention_index)
+        if name is not None:
+            out[name] = value
+    return out
+
+
+def load_reference_checkpoint(model: nn.Module, source: str | Path | Mapping[str, Tensor], method: str,
+                              attention_index: int = 0) -> nn.Module:
+    """Load a reference ``model.state_dict()`` (a path read with ``weights_only=True``, or a dict) strictly.
+
+    Every reference key (except the map's dropped prefixes) must map onto a model key of the same shape, and
+    every model key with a reference name must be present; otherwise :class:`~hashkit.errors.CheckpointError`
+    names the first offenders.
+    """
+    names = _map(method)
+    where = str(source) if isinstance(source, (str, Path)) else "<state dict>"
+    state = read_state_dict(Path(source)) if isinstance(source, (str, Path)) else dict(source)
+    own = model.state_dict()
+    mapped: dict[str, Tensor] = {}
+    unknown = []
+    for key, value in state.items():
+        if names.is_dropped(key):
+            continue
+        name = names.to_hashkit(key, attention_index)
+        if name is None or name not in own:
+            unknown.append(key)
+            continue
+        if tuple(own[name].shape) != tuple(value.shape):
+            raise CheckpointError(f"{where}: {key} has shape {tuple(value.shape)}, the hashkit model's {name} has "
+                                  f"{tuple(own[name].shape)} (same code length, number of maps and classes?)")
+        mapped[name] = value
+    expected = {k for k in own if names.to_reference(k, attention_index) is not None}
+    missing = sorted(expected - set(mapped))
+    if unknown or missing:
+        raise CheckpointError(f"{where}: {method} reference keys without a hashkit counterpart {unknown[:5]}"
+                              f"{' ...' if len(unknown) > 5 else ''}; model keys missing from the checkpoint "
+                              f"{missing[:5]}{' ...' if len(missing) > 5 else ''}")
+    model.load_state_dict(mapped, strict=False)
+    return model
