@@ -12,7 +12,7 @@ import torch
 import torchvision
 
 import hashkit
-from hashkit.assemble import build, make_component
+from hashkit.assemble import make_component
 from hashkit.errors import CheckpointError
 from hashkit.interfaces import BuildContext, FeatureSpec
 from reference_shapes import (attention_trunk_shapes, bn, bottleneck, layer4_shapes, param_count, random_state,

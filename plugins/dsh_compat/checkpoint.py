@@ -11,6 +11,7 @@ from torch import Tensor, nn
 from hashkit.errors import CheckpointError
 from hashkit_plugins.backbones.resnet import read_state_dict
 from hashkit_plugins.dsh_compat.maps import REFERENCE_MAPS, NameMap
+from hashkit_plugins.name_mapped import load_name_mapped
 
 
 def _map(method: str) -> NameMap:
@@ -51,25 +52,6 @@ def load_reference_checkpoint(model: nn.Module, source: str | Path | Mapping[str
     names = _map(method)
     where = str(source) if isinstance(source, (str, Path)) else "<state dict>"
     state = read_state_dict(Path(source)) if isinstance(source, (str, Path)) else dict(source)
-    own = model.state_dict()
-    mapped: dict[str, Tensor] = {}
-    unknown = []
-    for key, value in state.items():
-        if names.is_dropped(key):
-            continue
-        name = names.to_hashkit(key, attention_index)
-        if name is None or name not in own:
-            unknown.append(key)
-            continue
-        if tuple(own[name].shape) != tuple(value.shape):
-            raise CheckpointError(f"{where}: {key} has shape {tuple(value.shape)}, the hashkit model's {name} has "
-                                  f"{tuple(own[name].shape)} (same code length, number of maps and classes?)")
-        mapped[name] = value
-    expected = {k for k in own if names.to_reference(k, attention_index) is not None}
-    missing = sorted(expected - set(mapped))
-    if unknown or missing:
-        raise CheckpointError(f"{where}: {method} reference keys without a hashkit counterpart {unknown[:5]}"
-                              f"{' ...' if len(unknown) > 5 else ''}; model keys missing from the checkpoint "
-                              f"{missing[:5]}{' ...' if len(missing) > 5 else ''}")
-    model.load_state_dict(mapped, strict=False)
-    return model
+    return load_name_mapped(model, state, lambda k: names.to_hashkit(k, attention_index),
+                            lambda k: names.to_reference(k, attention_index), where, f"{method} reference",
+                            skip=names.is_dropped)

@@ -26,6 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from hashkit.errors import CheckpointError
+from hashkit_plugins.name_mapped import load_name_mapped
 
 _HEAD = re.compile(r"^(W_G|W_L\d+)$")
 
@@ -101,23 +102,5 @@ def load_official_checkpoint(model: nn.Module, source: str | Path | Mapping[str,
     """
     where = str(source) if isinstance(source, (str, Path)) else "<state dict>"
     state = _read(Path(source)) if isinstance(source, (str, Path)) else dict(source)
-    own = model.state_dict()
-    mapped: dict[str, Tensor] = {}
-    unknown = []
-    for key, value in state.items():
-        name = hashkit_name(key, attention_index)
-        if name is None or name not in own:
-            unknown.append(key)
-            continue
-        if tuple(own[name].shape) != tuple(value.shape):
-            raise CheckpointError(f"{where}: {key} has shape {tuple(value.shape)}, the hashkit model's {name} has "
-                                  f"{tuple(own[name].shape)} (same code length and backbone?)")
-        mapped[name] = value
-    expected = {k for k in own if official_name(k, attention_index) is not None}
-    missing = sorted(expected - set(mapped))
-    if unknown or missing:
-        raise CheckpointError(f"{where}: official keys without a hashkit counterpart {unknown[:5]}"
-                              f"{' ...' if len(unknown) > 5 else ''}; model keys missing from the checkpoint "
-                              f"{missing[:5]}{' ...' if len(missing) > 5 else ''}")
-    model.load_state_dict(mapped, strict=False)
-    return model
+    return load_name_mapped(model, state, lambda k: hashkit_name(k, attention_index),
+                            lambda k: official_name(k, attention_index), where, "official")
