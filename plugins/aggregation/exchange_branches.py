@@ -46,7 +46,7 @@ class ExchangeBranches(RefineBranches):
         if not ctx.num_maps:
             raise ContractError("exchange_branches needs part maps from the attention (e.g. part_attention)")
         super().__init__(RefineBranchesConfig(stage=cfg.stage, interaction_after=(), order="local_first",
-                                              local_pass="stacked"), ctx.evolve(channel_interaction=None))
+                                              local_pass="stacked"), ctx)
         self.keep = cfg.keep
 
     def _local_anchors(self, anchors: Tensor) -> Tensor:

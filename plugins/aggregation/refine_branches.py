@@ -1,9 +1,11 @@
-"""``refine_branches``: SEMICON's global and local refine branches (semicon.md §2–3).
+"""``refine_branches``: SEMICON's global and local refine branches (aassxun/SEMICON @ 885cbfe0).
 
-Two fresh copies of a later backbone stage (``stage``, default ``layer4``) are built with
-``ctx.backbone.build_stage``; the recipe's channel interaction (``ctx.channel_interaction``, ICON for
-SEMICON) is inserted after the stage blocks listed in ``interaction_after`` (official: after blocks 1 and 2,
-giving ``[B0, B1, ICON, B2, ICON]``, one weight set per insertion and per copy).
+Two fresh copies of a later backbone stage (``stage``, default ``layer4``) are built with the backbone's
+stage builder (``ctx.stage_builder``); the nested channel interaction ``interaction`` (ICON for SEMICON:
+``interaction = {name = "icon", residual = "official"}``) is built once per insertion point and inserted
+after the stage blocks listed in ``interaction_after`` (official: after blocks 1 and 2, giving
+``[B0, B1, ICON, B2, ICON]``, one weight set per insertion and per copy). Without ``interaction`` the copies
+are the plain stage.
 
 - ``refine_global``: the stage copy on X, then global average pooling -> descriptor ``global``;
 - ``refine_local``: ONE shared copy applied to ``X * A_k`` for each attention map k (broadcast over
@@ -36,14 +38,24 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from hashkit.errors import ContractError
-from hashkit.interfaces import Aggregation, AggregationInput, AggregationOutput, BuildContext
+from hashkit.interfaces import (
+    Aggregation,
+    AggregationInput,
+    AggregationOutput,
+    BuildContext,
+    ComponentRef,
+    FeatureSpec,
+    nested,
+)
 
 
 @attrs.frozen
 class RefineBranchesConfig:
-    #: the backbone stage copied per branch (must be available through backbone.build_stage)
+    #: the backbone stage copied per branch (one the backbone can build copies of)
     stage: str = "layer4"
-    #: stage block indices after which the recipe's channel interaction is inserted (official: 1 and 2)
+    #: the channel interaction inserted into each stage copy (SEMICON: icon); none by default
+    interaction: ComponentRef | None = nested("channel_interaction")
+    #: stage block indices after which ``interaction`` is inserted (official: 1 and 2)
     interaction_after: tuple[int, ...] = (1, 2)
     #: descriptor order: "global_first" (SEMICON) or "local_first" (A2-Net, ExchNet: all_f = [f_1..f_K, f_G])
     order: Literal["global_first", "local_first"] = "global_first"
@@ -69,27 +81,25 @@ class RefineBranch(nn.Module):
 
 def stage_channels(ctx: BuildContext, stage: str, owner: str) -> int:
     """Output channels of the backbone stage ``stage`` that ``owner`` copies, after checking that the backbone
-    can build it and that its input matches the features the aggregation receives."""
-    backbone = ctx.backbone
-    if backbone is None or not hasattr(backbone, "build_stage"):
-        raise ContractError(f"{owner} needs the backbone (ctx.backbone) to build stage copies")
-    specs = backbone.all_stage_specs()
-    if stage not in specs:
-        raise ContractError(f"{owner}: backbone has no stage {stage!r}; stages are {list(specs)}")
-    names = list(specs)
-    position = names.index(stage)
-    if ctx.in_spec is not None and position > 0 and specs[names[position - 1]].channels != ctx.in_spec.channels:
-        raise ContractError(
-            f"{owner}: stage {stage!r} takes {specs[names[position - 1]].channels} channels "
-            f"(the output of {names[position - 1]!r}) but receives {ctx.in_spec.channels}"
-        )
-    return specs[stage].channels
+    builds stage copies and that the stage's input matches the features the aggregation receives."""
+    stages = ctx.stage_builder
+    if stages is None:
+        raise ContractError(f"{owner} needs a backbone that builds stage copies (ctx.stage_builder)")
+    spec = stages.spec(stage, owner)
+    before = stages.input_spec(stage)
+    if ctx.in_spec is not None and before is not None and before.channels != ctx.in_spec.channels:
+        raise ContractError(f"{owner}: stage {stage!r} takes {before.channels} channels but receives "
+                            f"{ctx.in_spec.channels}")
+    return spec.channels
 
 
-def with_interaction(blocks: list[nn.Module], after: tuple[int, ...], ctx: BuildContext, channels: int,
-                     owner: str, first: int = 0) -> nn.Sequential:
-    """``blocks`` (stage block indices ``first``, ``first + 1``, ...) with the recipe's channel interaction
-    inserted after the indices in ``after``; an index outside them is an error naming ``owner``."""
+def with_interaction(blocks: list[nn.Module], interaction: ComponentRef | None, after: tuple[int, ...],
+                     ctx: BuildContext, channels: int, owner: str, first: int = 0) -> nn.Sequential:
+    """``blocks`` (stage block indices ``first``, ``first + 1``, ...) with one fresh ``interaction`` built and
+    inserted after each index in ``after``; an index outside them is an error naming ``owner``."""
+    if interaction is not None and not after:
+        raise ContractError(f"{owner}: 'interaction' is set but 'interaction_after' is empty, so it would never "
+                            "be inserted")
     bad = [i for i in after if not first <= i < first + len(blocks)]
     if bad:
         raise ContractError(f"{owner}: interaction_after {bad} is outside the stage blocks "
@@ -97,8 +107,8 @@ def with_interaction(blocks: list[nn.Module], after: tuple[int, ...], ctx: Build
     layers: list[nn.Module] = []
     for i, block in enumerate(blocks, start=first):
         layers.append(block)
-        if i in after and ctx.channel_interaction is not None:
-            layers.append(ctx.channel_interaction(channels))
+        if i in after and interaction is not None:
+            layers.append(ctx.build(interaction, in_spec=FeatureSpec(channels)))
     return nn.Sequential(*layers)
 
 
@@ -108,15 +118,16 @@ class RefineBranches(Aggregation):
         channels = stage_channels(ctx, cfg.stage, "refine_branches")
         self.cfg = cfg
         self.num_local = ctx.num_maps
-        self.refine_global = RefineBranch(cfg.stage, self._stage_copy(channels, ctx))
+        self.refine_global = RefineBranch(cfg.stage, self._stage_copy(ctx, channels))
         if self.num_local:
-            self.refine_local = RefineBranch(cfg.stage, self._stage_copy(channels, ctx))
+            self.refine_local = RefineBranch(cfg.stage, self._stage_copy(ctx, channels))
         local = {f"local{k + 1}": channels for k in range(self.num_local)}
         self.descriptor_dims = {**local, "global": channels} if cfg.order == "local_first" else {"global": channels, **local}
 
-    def _stage_copy(self, channels: int, ctx: BuildContext) -> nn.Sequential:
-        blocks = list(ctx.backbone.build_stage(self.cfg.stage))
-        return with_interaction(blocks, self.cfg.interaction_after, ctx, channels, "refine_branches")
+    def _stage_copy(self, ctx: BuildContext, channels: int) -> nn.Sequential:
+        blocks = list(ctx.stage_builder.build(self.cfg.stage))
+        return with_interaction(blocks, self.cfg.interaction, self.cfg.interaction_after, ctx, channels,
+                                "refine_branches")
 
     def _check_maps(self, maps: Tensor | None) -> Tensor:
         if maps is None or maps.shape[1] != self.num_local:
@@ -159,29 +170,21 @@ def build_refine_branches(cfg: RefineBranchesConfig, ctx: BuildContext) -> Refin
     return RefineBranches(cfg, ctx)
 
 
-def stage_copy_example(num_maps: int, interaction: tuple[str, dict] | None = None, context: dict | None = None,
-                       check=None):
+def stage_copy_example(num_maps: int, config: dict | None = None, context: dict | None = None, check=None):
     """A conformance example for aggregations that copy a backbone stage: tiny_cnn (width 4, 3 blocks) up to
-    stage3 (16 channels, 8x8 maps), ``num_maps`` random maps, stage4 copies, an optional channel interaction
-    ``(name, params)`` and batch ``context``."""
-    import torch
-
-    from hashkit.assemble import make_component
-    from hashkit.interfaces import FeatureSpec
+    stage3 (16 channels, 8x8 maps), ``num_maps`` random maps, stage4 copies, ``config`` added to
+    ``{"stage": "stage4"}`` and the batch ``context``."""
+    from hashkit.components import make_component
     from hashkit.testing import ComponentExample
 
     backbone = make_component("backbone", "tiny_cnn", {"width": 4, "blocks": 3, "until": "stage3"})
     spec = FeatureSpec(16, 8)
-    def factory(channels: int):
-        return make_component("channel_interaction", interaction[0], interaction[1],
-                              BuildContext(in_spec=FeatureSpec(channels)))
-
     g = torch.Generator().manual_seed(0)
-    ctx = BuildContext(in_spec=spec, stages={"stage3": spec}, num_maps=num_maps, backbone=backbone,
-                       channel_interaction=factory if interaction is not None else None, code_length=12)
+    ctx = BuildContext(in_spec=spec, stages={"stage3": spec}, num_maps=num_maps,
+                       stage_builder=backbone.stage_builder(), code_length=12)
     inputs = (AggregationInput(features=torch.randn(2, 16, 8, 8, generator=g),
                                maps=torch.rand(2, num_maps, 8, 8, generator=g), context=dict(context or {})),)
-    return ComponentExample(config={"stage": "stage4"}, ctx=ctx, inputs=inputs, check=check)
+    return ComponentExample(config={"stage": "stage4", **(config or {})}, ctx=ctx, inputs=inputs, check=check)
 
 
 def _example():
@@ -189,7 +192,7 @@ def _example():
         assert list(out.descriptors) == ["global", "local1", "local2", "local3"]
         assert sum(isinstance(m, nn.Module) and type(m).__name__ == "ICON" for m in comp.refine_local.modules()) == 2
 
-    return stage_copy_example(3, ("icon", {}), check=check)
+    return stage_copy_example(3, {"interaction": {"name": "icon"}}, check=check)
 
 
 def components(register):

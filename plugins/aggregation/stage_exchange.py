@@ -5,9 +5,9 @@ later backbone stage (``stage``, default ``layer4``; every block pretrained when
 
 - ``refine_global``: the whole stage copy on X, then GAP -> descriptor ``global``;
 - the second copy is split: its first block is the shared ``local_stem`` (the reference's ``trans``, ImageNet
-  layer4.0, stride 2), the remaining blocks form the shared ``refine_local`` with the recipe's channel
-  interaction (DAHNet: ``cfm``) inserted after the stage blocks listed in ``interaction_after`` (official: after
-  block 1, giving ``[B1, CFM, B2]``).
+  layer4.0, stride 2), the remaining blocks form the shared ``refine_local`` with the nested channel
+  interaction ``interaction`` (DAHNet: ``interaction = {name = "cfm"}``) inserted after the stage blocks listed
+  in ``interaction_after`` (official: after block 1, giving ``[B1, CFM, B2]``).
 
 For the K stage maps W_k of the attention (``fesm``: E_k = X * W_k):
 
@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from hashkit.errors import ContractError
-from hashkit.interfaces import Aggregation, AggregationInput, AggregationOutput, BuildContext
+from hashkit.interfaces import Aggregation, AggregationInput, AggregationOutput, BuildContext, ComponentRef, nested
 from hashkit_plugins.aggregation.refine_branches import (RefineBranch, stage_channels, stage_copy_example,
                                                         with_interaction)
 
@@ -47,7 +47,9 @@ from hashkit_plugins.aggregation.refine_branches import (RefineBranch, stage_cha
 class StageExchangeConfig:
     #: the backbone stage copied (global branch; stem + local refine)
     stage: str = "layer4"
-    #: stage block indices after which the recipe's channel interaction is inserted in the local refine (official: 1)
+    #: the channel interaction inserted into the local refine (DAHNet: cfm); none by default
+    interaction: ComponentRef | None = nested("channel_interaction")
+    #: stage block indices after which ``interaction`` is inserted in the local refine (official: 1)
     interaction_after: tuple[int, ...] = (1,)
     #: MCM weights as softmaxes over the positions ("softmax", reference) or multiplied by h'w' ("positions")
     mcm_scale: Literal["softmax", "positions"] = "softmax"
@@ -87,14 +89,14 @@ class StageExchange(Aggregation):
             raise ContractError("stage_exchange needs stage maps from the attention (e.g. fesm)")
         self.cfg = cfg
         self.num_local = ctx.num_maps
-        self.refine_global = RefineBranch(cfg.stage, ctx.backbone.build_stage(cfg.stage))
-        blocks = list(ctx.backbone.build_stage(cfg.stage))
+        self.refine_global = RefineBranch(cfg.stage, ctx.stage_builder.build(cfg.stage))
+        blocks = list(ctx.stage_builder.build(cfg.stage))
         if len(blocks) < 2:
             raise ContractError(f"stage_exchange: stage {cfg.stage!r} has {len(blocks)} block(s); the stem takes the "
                                 f"first and the local refine needs at least one more")
         self.local_stem = blocks[0]
-        self.refine_local = RefineBranch(cfg.stage, with_interaction(blocks[1:], cfg.interaction_after, ctx, channels,
-                                                                     "stage_exchange", first=1))
+        self.refine_local = RefineBranch(cfg.stage, with_interaction(blocks[1:], cfg.interaction, cfg.interaction_after,
+                                                                     ctx, channels, "stage_exchange", first=1))
         self.descriptor_dims = {"global": channels, **{f"local{k + 1}": channels for k in range(self.num_local)}}
 
     def forward(self, inp: AggregationInput) -> AggregationOutput:
@@ -121,7 +123,7 @@ def _example():
         assert list(out.descriptors) == ["global", "local1", "local2", "local3"]
         assert [type(m).__name__ for m in comp.refine_local.stage4] == ["_Residual", "CFM", "_Residual"]
 
-    return stage_copy_example(3, ("cfm", {"size": "dynamic"}), check=check)
+    return stage_copy_example(3, {"interaction": {"name": "cfm", "size": "dynamic"}}, check=check)
 
 
 def components(register):
