@@ -400,3 +400,27 @@ def test_exchange_branches_exchange_matches_reference_and_only_in_training():
     with torch.no_grad():
         evald = agg.eval()(inp)
     assert "part_anchors" not in evald.extras
+
+
+@pytest.mark.parametrize("mode", ["feature", "batch_axis"])
+def test_refine_branches_l2_normalize(mode):
+    """A2-Net's normalisation options: per feature vector, or the MindSpore file's axis 0 (across the batch)."""
+    from hashkit_plugins.aggregation.refine_branches import stage_copy_example
+
+    ex = stage_copy_example(2, {"order": "local_first", "local_pass": "stacked"})
+    torch.manual_seed(0)
+    plain = make_component("aggregation", "refine_branches", ex.config, ex.ctx).eval()
+    torch.manual_seed(0)
+    normed = make_component("aggregation", "refine_branches", {**ex.config, "l2_normalize": mode}, ex.ctx).eval()
+    with torch.no_grad():
+        raw, out = plain(ex.inputs[0]).descriptors, normed(ex.inputs[0]).descriptors
+    local = torch.stack([raw["local1"], raw["local2"]], 1)  # (B, K, C)
+    g = raw["global"]
+    if mode == "feature":
+        exp_local = local / local.pow(2).sum(-1, keepdim=True).sqrt()
+        exp_g = g / g.pow(2).sum(-1, keepdim=True).sqrt()
+    else:
+        exp_local = local / local.pow(2).sum(0, keepdim=True).sqrt()
+        exp_g = g / g.pow(2).sum(0, keepdim=True).sqrt()
+    assert torch.allclose(torch.stack([out["local1"], out["local2"]], 1), exp_local, atol=1e-6)
+    assert torch.allclose(out["global"], exp_g, atol=1e-6)

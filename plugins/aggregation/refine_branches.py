@@ -18,7 +18,11 @@ Options for the same skeleton in A2-Net and ExchNet (aassxun/DSH_Analysis @ 4427
   ``all_f = [f_1 .. f_K, f_G]`` feeds one projection), ``"global_first"`` (SEMICON) ``{global, local1 ..}``;
 - ``local_pass = "stacked"`` runs the shared local copy ONCE on the K weighted maps stacked along the batch
   (B*K images: BatchNorm batch statistics over all parts together, one running-statistics update per step,
-  as A2-Net and ExchNet do), ``"per_map"`` (SEMICON) once per map.
+  as A2-Net and ExchNet do), ``"per_map"`` (SEMICON) once per map;
+- ``l2_normalize`` (A2-Net; the PyTorch port uses none, the default): ``"feature"`` L2-normalises each pooled
+  feature vector f_k and f_G; ``"batch_axis"`` reproduces the MindSpore A2-Net file
+  (aassxun/MindSpore_Paperwithcode @ 3ab95bd), which normalises the stacked part features (B, K, C) and f_G
+  (B, C) along axis 0, i.e. each (part, channel) entry across the batch (codes then depend on the batch).
 
 Module names equal the official ones under ``aggregation.``: ``refine_global.layer4.{0..4}.*`` and
 ``refine_local.layer4.{0..4}.*``.
@@ -34,6 +38,7 @@ from typing import Literal
 
 import attrs
 import torch
+import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
@@ -61,6 +66,9 @@ class RefineBranchesConfig:
     order: Literal["global_first", "local_first"] = "global_first"
     #: the shared local copy runs once per map ("per_map", SEMICON) or once on all maps stacked ("stacked")
     local_pass: Literal["per_map", "stacked"] = "per_map"
+    #: L2 normalisation of the pooled features: none (SEMICON, A2-Net's PyTorch port), per "feature" vector, or
+    #: along the "batch_axis" (A2-Net's MindSpore file)
+    l2_normalize: Literal["none", "feature", "batch_axis"] = "none"
 
 
 class RefineBranch(nn.Module):
@@ -154,7 +162,13 @@ class RefineBranches(Aggregation):
         return torch.stack([self.refine_local(x * maps[:, k : k + 1]) for k in range(self.num_local)], 1)
 
     def ordered(self, global_f: Tensor, local_f: Tensor | None) -> dict[str, Tensor]:
-        """Descriptors in the configured order from f_G (B, C) and the pooled local features (B, K, C)."""
+        """Descriptors in the configured order from f_G (B, C) and the pooled local features (B, K, C), after
+        the configured normalisation."""
+        mode = self.cfg.l2_normalize
+        if mode != "none":
+            dim = -1 if mode == "feature" else 0
+            global_f = F.normalize(global_f, dim=dim)
+            local_f = None if local_f is None else F.normalize(local_f, dim=dim)
         local = {} if local_f is None else {f"local{k + 1}": local_f[:, k] for k in range(self.num_local)}
         if self.cfg.order == "local_first":
             return {**local, "global": global_f}
