@@ -21,3 +21,22 @@ def _default_dtype_is_restored():
     """Fail loudly if a test leaves torch's default dtype changed (it silently breaks later modules)."""
     yield
     assert torch.get_default_dtype() == torch.float32, "a test left torch's default dtype changed"
+
+
+#: overrides that shrink semicon-demo to a few seconds of training (4 images per class, one round)
+SEMICON_TINY = ["data.dataset.train_per_class=4", "data.dataset.query_per_class=2", "protocol.rounds=1",
+                "protocol.epochs=1", "protocol.num_samples=40", "train.progress=false"]
+
+
+@pytest.fixture(scope="session")
+def semicon_tiny_run(tmp_path_factory):
+    """A tiny semicon-demo run (12 and 24 bits, SEM maps, learned + encoded databases), trained once per session
+    and shared by the attention, gallery, serve and browser tests. Treat it as read-only."""
+    from pathlib import Path
+
+    from hashkit.training import train
+
+    out = tmp_path_factory.mktemp("semicon-tiny") / "run"
+    recipe = Path(__file__).resolve().parents[1] / "recipes" / "semicon-demo.toml"
+    train(recipe, out, overrides=SEMICON_TINY, code_lengths=[12, 24])
+    return out
