@@ -40,3 +40,20 @@ def semicon_tiny_run(tmp_path_factory):
     recipe = Path(__file__).resolve().parents[1] / "recipes" / "semicon-demo.toml"
     train(recipe, out, overrides=SEMICON_TINY, code_lengths=[12, 24])
     return out
+
+
+@pytest.fixture(scope="session")
+def served(semicon_tiny_run, tmp_path_factory):
+    """``(base, photos, {bits: code file})``: demo query images in class folders (2 per class), encoded at 12
+    and 24 bits by ``hashkit encode`` with the tiny run (for the search service tests). Read-only."""
+    from hashkit.cli.main import main
+
+    base = tmp_path_factory.mktemp("served")
+    photos = base / "photos"
+    assert main(["data", "images", "demo", "--split", "query", "--per-class", "2", "--out", str(photos)]) == 0
+    files = {}
+    for bits in (12, 24):
+        files[bits] = base / f"codes{bits}.safetensors"
+        assert main(["encode", str(semicon_tiny_run), "--code-length", str(bits), "--images", str(photos),
+                     "--out", str(files[bits]), "--no-progress"]) == 0
+    return base, photos, files
