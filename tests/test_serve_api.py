@@ -237,3 +237,14 @@ def test_serve_command_binds_localhost_by_default(served, monkeypatch, capsys):
     assert main(["serve", str(files[12]) + ".missing", "--images", str(photos)]) == 2
     assert main(["serve", str(files[12]), "--images", str(photos / "nope")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_radius_answers_are_capped_at_max_k(client):
+    from hashkit.serve.service import SearchService, Settings
+
+    service = client.app.fastapi.state.service
+    capped = SearchService(service.collection, service.encoders, Settings(max_k=3, default_k=3))
+    whole = service.search_id(0, bits=12, radius=12)["queries"][0]  # the ball of radius L holds every item
+    cut = capped.search_id(0, bits=12, radius=12)["queries"][0]
+    assert len(whole["results"]) == 20 and not whole["truncated"]
+    assert cut["results"] == whole["results"][:3] and cut["truncated"]

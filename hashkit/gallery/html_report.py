@@ -159,7 +159,9 @@ def write_run_report(run_dir: Path, out: Path, *, queries: int = 8, query_images
         figures[f"pr_{kind}"] = plot_pr_curves(per_bits, out / f"pr_{kind}.png", title=f"{recipe.name} ({kind})")
         figures[f"pk_{kind}"] = plot_precision_at_k(per_bits, out / f"precision_at_k_{kind}.png",
                                                     title=f"{recipe.name} ({kind})")
-    name = lambda key: figures.get(key).name if figures.get(key) else None  # noqa: E731
+    def name(key: str) -> str | None:
+        return figures[key].name if figures.get(key) else None
+
     parts = [f"<h1>{html.escape(title)}</h1>",
              f"<p>run <code>{html.escape(str(run_dir.resolve()))}</code>; recipe <b>{html.escape(recipe.name)}</b>"
              f" ({html.escape(recipe.description)}); training protocol {html.escape(recipe.protocol.name)}.</p>",

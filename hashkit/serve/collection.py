@@ -83,11 +83,14 @@ class CodeIndex:
     def hit(self, item_id: int, distance: int) -> Hit:
         return Hit(int(item_id), self.path(int(item_id)), int(distance), self.labels[self.position[int(item_id)]])
 
-    def search(self, packed: np.ndarray, k: int, radius: int | None = None) -> list[list[Hit]]:
-        """Per query: the ``k`` nearest items, or every item within Hamming distance ``radius`` (inclusive)."""
+    def search(self, packed: np.ndarray, k: int, radius: int | None = None, limit: int | None = None
+               ) -> list[list[Hit]]:
+        """Per query: the ``k`` nearest items, or the items within Hamming distance ``radius`` (inclusive),
+        nearest first, at most ``limit`` of them."""
         if radius is not None:
             res = self.backend.radius(packed, radius)
-            return [[self.hit(i, d) for i, d in zip(*res.query(q))] for q in range(len(packed))]
+            return [[self.hit(i, d) for i, d in zip(*(part[:limit] for part in res.query(q)))]
+                    for q in range(len(packed))]
         res = self.backend.knn(packed, k)
         return [[self.hit(i, d) for i, d in zip(ids, dist) if i >= 0] for ids, dist in zip(res.ids, res.distances)]
 

@@ -83,11 +83,12 @@ class SearchService:
 
     def _answer(self, index: CodeIndex, names: Sequence[str], packed: np.ndarray, k: int, radius: int | None,
                 attention: Sequence[list] | None = None) -> dict:
-        rows = index.search(packed, k, radius)
+        cap = self.settings.max_k
+        rows = index.search(packed, k, radius, limit=cap + 1)  # one more than shown: tells if a ball was cut
         queries = []
         for i, (name, hits) in enumerate(zip(names, rows)):
-            entry = {"query": name, "results": [self._result(index, h) for h in hits[: self.settings.max_k]],
-                     "truncated": len(hits) > self.settings.max_k}
+            entry = {"query": name, "results": [self._result(index, h) for h in hits[:cap]],
+                     "truncated": len(hits) > cap}
             if attention is not None:
                 entry["attention"] = attention[i]
             queries.append(entry)
