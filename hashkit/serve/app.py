@@ -18,10 +18,12 @@ Status codes: 400 bad parameters or undecodable image, 404 unknown id / code len
 image too large, 415 an upload that is not an image, 422 malformed request (FastAPI's validation).
 """
 
+import functools
 from importlib import resources
 from typing import List, Optional, Union
 
 from fastapi import FastAPI, File, Form, Query, Request, UploadFile
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel
 
@@ -71,13 +73,6 @@ def create_app(service: SearchService):
     async def _bad_request(request: Request, exc: HashkitError):
         return JSONResponse({"detail": str(exc)}, status_code=400)
 
-    @app.middleware("http")
-    async def _headers(request: Request, call_next):
-        response = await call_next(request)
-        for key, value in SECURITY_HEADERS.items():
-            response.headers.setdefault(key, value)
-        return response
-
     @app.get("/", response_class=HTMLResponse)
     def page():
         return HTMLResponse(_static("index.html"))
@@ -92,16 +87,17 @@ def create_app(service: SearchService):
             raise NotFound(f"no static file {name!r}")
         return Response(_static(name), media_type=STATIC[name])
 
+    # cheap routes are coroutines (no thread hand-off); encoding runs on the thread pool
     @app.get("/api/health")
-    def health():
+    async def health():
         return {"status": "ok"}
 
     @app.get("/api/index")
-    def index():
+    async def index():
         return service.info()
 
     @app.get("/api/items")
-    def items(bits: Optional[int] = None, offset: int = Query(0, ge=0), limit: int = Query(24, ge=1, le=200)):
+    async def items(bits: Optional[int] = None, offset: int = Query(0, ge=0), limit: int = Query(24, ge=1, le=200)):
         return {"bits": service.collection.index(bits).num_bits,
                 "items": page_of_items(service.collection.index(bits), offset, limit)}
 
@@ -114,12 +110,13 @@ def create_app(service: SearchService):
         return FileResponse(path, media_type=media, headers={"Cache-Control": "max-age=3600"})
 
     @app.get("/api/search/id/{item_id}")
-    def search_id(item_id: int, bits: Optional[int] = None, k: Optional[int] = None, radius: Optional[int] = None,
-                  attention: bool = False):
-        return service.search_id(item_id, bits=bits, k=k, radius=radius, attention=attention)
+    async def search_id(item_id: int, bits: Optional[int] = None, k: Optional[int] = None,
+                        radius: Optional[int] = None, attention: bool = False):
+        search = functools.partial(service.search_id, item_id, bits=bits, k=k, radius=radius, attention=attention)
+        return await run_in_threadpool(search) if attention else search()  # overlays run the model
 
     @app.post("/api/search/code")
-    def search_code(query: CodeQuery):
+    async def search_code(query: CodeQuery):
         return service.search_codes(query.codes, bits=query.bits, k=query.k, radius=query.radius)
 
     @app.post("/api/search/image")
@@ -135,6 +132,27 @@ def create_app(service: SearchService):
             decoded.append((name, decode_image(upload.file.read(), name, service.settings.max_pixels)))
         return service.search_images(decoded, bits=bits, k=k, radius=radius, attention=attention)
 
-    wrapped = BodySizeLimit(app, service.settings.max_request_bytes)
+    wrapped = BodySizeLimit(with_headers(app, SECURITY_HEADERS), service.settings.max_request_bytes)
     wrapped.fastapi = app
+    return wrapped
+
+
+def with_headers(app, headers: dict[str, str]):
+    """An ASGI wrapper adding ``headers`` to every HTTP response that does not set them itself."""
+    extra = [(key.lower().encode("latin-1"), value.encode("latin-1")) for key, value in headers.items()]
+
+    async def wrapped(scope, receive, send):
+        if scope["type"] != "http":
+            await app(scope, receive, send)
+            return
+
+        async def send_with_headers(message):
+            if message["type"] == "http.response.start":
+                present = {key.lower() for key, _ in message.get("headers", ())}
+                message = {**message, "headers": [*message.get("headers", ()),
+                                                  *((k, v) for k, v in extra if k not in present)]}
+            await send(message)
+
+        await app(scope, receive, send_with_headers)
+
     return wrapped
