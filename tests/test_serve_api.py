@@ -151,6 +151,9 @@ def test_bad_requests_get_4xx_never_500(client, served):
                                                 Settings(max_pixels=300, max_request_bytes=20_000))))
     big = small.post("/api/search/image", files={"image": ("b.png", _png((40, 40)), "image/png")})
     assert big.status_code == 413 and "pixels" in big.json()["detail"]
+    one = [("image", ("a.png", _png((15, 15)), "image/png"))]  # 225 pixels: one fits in 300, two do not
+    assert small.post("/api/search/image", files=one).status_code == 200
+    assert small.post("/api/search/image", files=one * 2).status_code == 413
     declared = small.post("/api/search/image", files={"image": ("b.png", b"\0" * 30_000, "image/png")})
     assert declared.status_code == 413
 

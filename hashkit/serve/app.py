@@ -57,7 +57,8 @@ def _static(name: str) -> str:
 
 
 def create_app(service: SearchService):
-    """The ASGI application: the FastAPI app (``.app``) inside the request-size bound."""
+    """The ASGI application: the FastAPI app (its ``.fastapi`` attribute) inside the security headers and the
+    request-size bound."""
     app = FastAPI(title="hashkit search", docs_url="/api/docs", redoc_url=None, openapi_url="/api/openapi.json")
     app.state.service = service
 
@@ -126,10 +127,11 @@ def create_app(service: SearchService):
         limit = service.settings.max_queries
         if len(image) > limit:
             raise BadUpload(400, f"send at most {limit} images per request, found {len(image)}")
-        decoded = []
+        decoded, budget = [], service.settings.max_pixels  # the pixel bound holds for the request as a whole
         for upload in image:
             name = upload.filename or "upload"
-            decoded.append((name, decode_image(upload.file.read(), name, service.settings.max_pixels)))
+            decoded.append((name, decode_image(upload.file.read(), name, budget)))
+            budget -= decoded[-1][1].width * decoded[-1][1].height
         return service.search_images(decoded, bits=bits, k=k, radius=radius, attention=attention)
 
     wrapped = BodySizeLimit(with_headers(app, SECURITY_HEADERS), service.settings.max_request_bytes)

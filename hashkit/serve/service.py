@@ -34,7 +34,7 @@ class Settings:
 
     #: largest request body (uploads included), bytes
     max_request_bytes: int = 8 * 2**20
-    #: largest decoded image, pixels
+    #: decoded pixels per request (all its images together)
     max_pixels: int = 40_000_000
     #: images or codes per request
     max_queries: int = 16

@@ -36,7 +36,8 @@ def decode_image(data: bytes, name: str = "upload", max_pixels: int = 40_000_000
             image = Image.open(io.BytesIO(data))
             width, height = image.size
             if width * height > max_pixels:
-                raise BadUpload(413, f"{name}: {width}x{height} pixels is more than the {max_pixels:,} accepted")
+                raise BadUpload(413, f"{name}: {width}x{height} pixels is more than the {max(max_pixels, 0):,} "
+                                     "accepted (per request)")
             image.load()
     except BadUpload:
         raise
