@@ -62,6 +62,6 @@ def run(args: argparse.Namespace) -> int:
     print(result.describe() if result is not None else "not checked (--check 0)")
     dependent = batch_dependent_components(loaded.model)
     if dependent:
-        print(f"note: {', '.join(dependent)} normalise over the batch in eval mode, so a code depends on its "
-              "batch-mates (the graph reproduces this; metadata batch_dependent = true)")
+        print(f"note: in eval mode {', '.join(dependent)} depends on the other images of the batch, so a code "
+              "does too (the graph reproduces this; metadata batch_dependent = true)")
     return 0
