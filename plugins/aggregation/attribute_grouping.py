@@ -110,9 +110,7 @@ class AttributeGrouping(Aggregation):
 
 def build_attribute_grouping(cfg: AttributeGroupingConfig, ctx: BuildContext) -> AttributeGrouping:
     """AGMH: K conv descriptors of the backbone map (GAP each) and SIEA attention maps for the dispersion loss."""
-    if ctx.in_spec is None:
-        raise ContractError("attribute_grouping needs the input feature spec (the tapped backbone stage)")
-    return AttributeGrouping(cfg, ctx.in_spec.channels)
+    return AttributeGrouping(cfg, ctx.input_channels("attribute_grouping"))
 
 
 def _example():

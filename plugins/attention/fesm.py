@@ -116,9 +116,7 @@ class FESM(Attention):
 
 def build_fesm(cfg: FESMConfig, ctx: BuildContext) -> FESM:
     """DAHNet's stripe enhancement/suppression in cumulative stages; maps are the per-stage weights W_k."""
-    if ctx.in_spec is None:
-        raise ContractError("fesm needs the input feature spec (the tapped backbone stage)")
-    return FESM(cfg, ctx.in_spec.channels)
+    return FESM(cfg, ctx.input_channels("fesm"))
 
 
 def components(register):

@@ -55,15 +55,14 @@ class PartAttention(Attention):
 
 def build_part_attention(cfg: PartAttentionConfig, ctx: BuildContext) -> PartAttention:
     """A2-Net / ExchNet one-shot part attention: SEM's trunk and one M-map conv head (no suppression)."""
-    if ctx.in_spec is None:
-        raise ContractError("part_attention needs the input feature spec (the tapped backbone stage)")
+    channels = ctx.input_channels("part_attention")
     if cfg.num_maps == "code_length":
         if not ctx.code_length:
             raise ContractError("part_attention: num_maps = \"code_length\" needs a code length (recipe code_lengths)")
         num_maps = ctx.code_length
     else:
         num_maps = cfg.num_maps
-    return PartAttention(ctx.in_spec.channels, num_maps)
+    return PartAttention(channels, num_maps)
 
 
 def _example():

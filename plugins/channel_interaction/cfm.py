@@ -105,9 +105,7 @@ class CFM(ChannelInteraction):
 
 def build_cfm(cfg: CFMConfig, ctx: BuildContext) -> CFM:
     """DAHNet's CFM: coordinate-attention gate (Z + Z*G) then a depthwise conv MLP, no outer residual."""
-    if ctx.in_spec is None:
-        raise ContractError("cfm needs the input feature spec (its channel count)")
-    return CFM(cfg, ctx.in_spec.channels)
+    return CFM(cfg, ctx.input_channels("cfm"))
 
 
 def _example():

@@ -9,7 +9,7 @@ from typing import Mapping
 from torch import Tensor, nn
 
 from hashkit.errors import CheckpointError
-from hashkit_plugins.backbones.resnet import read_state_dict
+from hashkit.weights_file import read_weights
 from hashkit_plugins.dsh_compat.maps import REFERENCE_MAPS, NameMap
 from hashkit_plugins.name_mapped import load_name_mapped
 
@@ -51,7 +51,7 @@ def load_reference_checkpoint(model: nn.Module, source: str | Path | Mapping[str
     """
     names = _map(method)
     where = str(source) if isinstance(source, (str, Path)) else "<state dict>"
-    state = read_state_dict(Path(source)) if isinstance(source, (str, Path)) else dict(source)
+    state = read_weights(source, f"{method} reference checkpoint") if isinstance(source, (str, Path)) else dict(source)
     return load_name_mapped(model, state, lambda k: names.to_hashkit(k, attention_index),
                             lambda k: names.to_reference(k, attention_index), where, f"{method} reference",
                             skip=names.is_dropped)
