@@ -424,3 +424,4 @@ def test_refine_branches_l2_normalize(mode):
         exp_g = g / g.pow(2).sum(0, keepdim=True).sqrt()
     assert torch.allclose(torch.stack([out["local1"], out["local2"]], 1), exp_local, atol=1e-6)
     assert torch.allclose(out["global"], exp_g, atol=1e-6)
+    assert normed.eval_batch_dependent == (mode == "batch_axis") and not plain.eval_batch_dependent

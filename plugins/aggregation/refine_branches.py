@@ -22,7 +22,8 @@ Options for the same skeleton in A2-Net and ExchNet (aassxun/DSH_Analysis @ 4427
 - ``l2_normalize`` (A2-Net; the PyTorch port uses none, the default): ``"feature"`` L2-normalises each pooled
   feature vector f_k and f_G; ``"batch_axis"`` reproduces the MindSpore A2-Net file
   (aassxun/MindSpore_Paperwithcode @ 3ab95bd), which normalises the stacked part features (B, K, C) and f_G
-  (B, C) along axis 0, i.e. each (part, channel) entry across the batch (codes then depend on the batch).
+  (B, C) along axis 0, i.e. each (part, channel) entry across the batch (codes then depend on the batch:
+  ``eval_batch_dependent`` is true).
 
 Module names equal the official ones under ``aggregation.``: ``refine_global.layer4.{0..4}.*`` and
 ``refine_local.layer4.{0..4}.*``.
@@ -136,6 +137,11 @@ class RefineBranches(Aggregation):
         blocks = list(ctx.stage_builder.build(self.cfg.stage))
         return with_interaction(blocks, self.cfg.interaction, self.cfg.interaction_after, ctx, channels,
                                 "refine_branches")
+
+    @property
+    def eval_batch_dependent(self) -> bool:
+        """With ``l2_normalize = "batch_axis"`` an image's descriptor depends on its batch-mates."""
+        return self.cfg.l2_normalize == "batch_axis"
 
     def _check_maps(self, maps: Tensor | None) -> Tensor:
         if maps is None or maps.shape[1] != self.num_local:
