@@ -5,9 +5,10 @@ Each model is built from its recipe through the registry (random init: no weight
 code length, with ``--classes`` classes for classifier heads. The losses get a synthetic protocol state as in
 training (B of ``--database`` rows, S rows, omega, the last round so that every scheduled term is on, and
 class anchors so that ExchNet's exchange and alignment run) and random labels. Devices: the CPU always; CUDA
-when available, with bf16 autocast and channels_last (``--no-cuda`` skips it). Prints images/s and peak
-memory (CPU: the process's peak resident set size, which includes everything loaded before; CUDA:
-``torch.cuda.max_memory_allocated``).
+when available, with bf16 autocast and channels_last (``--no-cuda`` skips it). The timed calls of the recipes
+are interleaved, so a change of machine load during the run affects them alike. Prints images/s and peak
+memory (CPU: the process's peak resident set size with every recipe's model loaded; CUDA:
+``torch.cuda.max_memory_allocated`` per recipe).
 
     OMP_NUM_THREADS=2 python benchmarks/bench_semicon_step.py                   # SEMICON, 224 px, batch 16
     OMP_NUM_THREADS=2 python benchmarks/bench_semicon_step.py --recipe semicon.toml --recipe a2net.toml \
@@ -55,7 +56,8 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def bench(device: torch.device, args, recipe_file: str) -> dict:
+def prepare(device: torch.device, args, recipe_file: str) -> dict:
+    """One recipe's model, losses, optimiser and synthetic batch: ``train_step`` and ``encode`` closures."""
     from hashkit.interfaces import LossInputs
 
     torch.manual_seed(0)
@@ -79,6 +81,7 @@ def bench(device: torch.device, args, recipe_file: str) -> dict:
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if fast else nullcontext()
 
     def train_step():
+        model.train()
         with autocast:
             out = model(x, context=state)
         extras = {k: v.float() if torch.is_tensor(v) else v for k, v in out.extras.items()}
@@ -88,39 +91,48 @@ def bench(device: torch.device, args, recipe_file: str) -> dict:
         opt.zero_grad(set_to_none=True)
         res.value.backward()
         opt.step()
-        return res.value
+        return float(res.value.detach())
 
     def encode():
+        model.eval()
         with torch.no_grad(), autocast:
             return model(x).codes
 
-    def timed(fn):
-        """Mean seconds per call of ``fn`` after the warm-up, and the CUDA peak memory (None on the CPU)."""
-        if fast:
-            torch.cuda.reset_peak_memory_stats(device)
-        for _ in range(args.warmup):
-            result = fn()
-        sync(device)
-        t = time.perf_counter()
-        for _ in range(args.steps):
-            result = fn()
-        sync(device)
-        seconds = (time.perf_counter() - t) / args.steps
-        return seconds, (torch.cuda.max_memory_allocated(device) if fast else None), result
+    return {"recipe": recipe.name, "parameters": sum(p.numel() for p in model.parameters()),
+            "train": train_step, "encode": encode, "loss": None}
 
-    model.train()
-    train_s, train_peak, loss = timed(train_step)
-    model.eval()
-    enc_s, enc_peak, _ = timed(encode)
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB
-    return {
-        "recipe": recipe.name, "parameters": sum(p.numel() for p in model.parameters()),
-        "device": f"{device}" + (" bf16+channels_last" if fast else f" fp32 ({torch.get_num_threads()} threads)"),
-        "train_step_s": train_s, "train_img_s": args.batch / train_s, "loss": float(loss.detach()),
-        "encode_s": enc_s, "encode_img_s": args.batch / enc_s,
-        "train_peak_mib": (train_peak if fast else rss) / 2**20,
-        "encode_peak_mib": (enc_peak if fast else rss) / 2**20,
-    }
+
+def bench(device: torch.device, args, recipe_files: list[str]) -> list[dict]:
+    """Time every recipe's train step and encoding pass. The timed calls are interleaved (step i of every
+    recipe, then step i + 1, ...) so that a change of machine load affects all recipes alike."""
+    fast = device.type == "cuda"
+    runs = [prepare(device, args, f) for f in recipe_files]
+    for run in runs:
+        run.update(train_s=0.0, encode_s=0.0, train_peak=0, encode_peak=0)
+        for _ in range(args.warmup):
+            run["train"]()
+            run["encode"]()
+    for _ in range(args.steps):
+        for kind in ("train", "encode"):
+            for run in runs:
+                if fast:
+                    torch.cuda.reset_peak_memory_stats(device)
+                sync(device)
+                t = time.perf_counter()
+                result = run[kind]()
+                sync(device)
+                run[f"{kind}_s"] += (time.perf_counter() - t) / args.steps
+                if kind == "train":
+                    run["loss"] = result
+                if fast:
+                    run[f"{kind}_peak"] = max(run[f"{kind}_peak"], torch.cuda.max_memory_allocated(device))
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB, all models together
+    label = f"{device}" + (" bf16+channels_last" if fast else f" fp32 ({torch.get_num_threads()} threads)")
+    return [{"recipe": r["recipe"], "parameters": r["parameters"], "device": label, "loss": r["loss"],
+             "train_step_s": r["train_s"], "train_img_s": args.batch / r["train_s"],
+             "encode_s": r["encode_s"], "encode_img_s": args.batch / r["encode_s"],
+             "train_peak_mib": (r["train_peak"] if fast else rss) / 2**20,
+             "encode_peak_mib": (r["encode_peak"] if fast else rss) / 2**20} for r in runs]
 
 
 def main(argv=None) -> int:
@@ -145,13 +157,12 @@ def main(argv=None) -> int:
     print(f"{', '.join(recipes)}: {args.code_length} bits, batch {args.batch}, {args.size}x{args.size}, "
           f"{args.steps} timed steps after {args.warmup} warm-up; torch {torch.__version__}")
     for device in devices:
-        first = None
-        for recipe_file in recipes:
-            r = bench(device, args, recipe_file)
-            first = first or r
+        results = bench(device, args, recipes)
+        first = results[0]
+        for r in results:
             print(f"{r['recipe']} ({r['parameters']:,} parameters) {r['device']}: train step {r['train_step_s']:.3f} s "
                   f"= {r['train_img_s']:.1f} img/s, x{r['train_step_s'] / first['train_step_s']:.2f} of {first['recipe']} "
-                  f"(peak {r['train_peak_mib']:.0f} MiB); encode {r['encode_s']:.3f} s = {r['encode_img_s']:.1f} img/s, "
+                  f"(peak {r['train_peak_mib']:.0f} MiB{', process' if device.type == 'cpu' else ''}); encode {r['encode_s']:.3f} s = {r['encode_img_s']:.1f} img/s, "
                   f"x{r['encode_s'] / first['encode_s']:.2f} (peak {r['encode_peak_mib']:.0f} MiB); loss {r['loss']:.3f}")
         if device.type == "cuda":
             print(f"  GPU: {torch.cuda.get_device_name(device)}")
