@@ -61,7 +61,7 @@ def softplus_stable(x: Tensor) -> Tensor:
 def regression_targets(u: Tensor, labels: Tensor, eta: float) -> Tensor:
     """``Bt = sign(Y W + η u)`` with ``W = (YᵀY)⁺ Yᵀ sign(u)``, without gradient."""
     with torch.no_grad():
-        y = labels.float()
+        y = labels.to(u.dtype)
         w = torch.linalg.pinv(y.t() @ y) @ y.t() @ torch.sign(u)
         return torch.sign(y @ w + eta * u)
 
@@ -75,7 +75,7 @@ class DualClasswise(Loss):
 
     def forward(self, inputs: LossInputs) -> LossResult:
         cfg = self.cfg
-        u = code_tensor(inputs, cfg.input, "dual_classwise")
+        u = code_tensor(inputs, cfg.input, "dual_classwise").to(self.centers.dtype)
         b, bits = u.shape
         num_classes = self.centers.shape[0]
         labels = inputs.labels.argmax(dim=1)

@@ -94,7 +94,9 @@ class GaussianMargin(Loss):
     def forward(self, inputs: LossInputs) -> LossResult:
         if self.training:
             self._advance_margin()
-        h = torch.sigmoid(inputs.logits.float()) if self.cfg.input == "sigmoid" else inputs.codes.float()
+        source = inputs.logits if self.cfg.input == "sigmoid" else inputs.codes
+        h = source.to(self.mu.dtype)
+        h = torch.sigmoid(h) if self.cfg.input == "sigmoid" else h
         labels = inputs.labels.argmax(dim=1)
         logits, likelihood = gaussian_logits(h, labels, self.mu, self.sigma, float(self.margin))
         cls = F.cross_entropy(logits, labels)

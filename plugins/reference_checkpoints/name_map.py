@@ -106,10 +106,11 @@ def load_reference_state(targets: Mapping[str, nn.Module], source: str | Path | 
             raise CheckpointError(f"{where}: {raw_key} has shape {tuple(value.shape)}, the hashkit {what} model's "
                                   f"{name} has {tuple(own[name].shape)} (same code length and number of classes?)")
         mapped[name] = value
-    missing = sorted(k for k in own if names.reference_name(k) is not None and k not in mapped)
+    missing = sorted(f"{names.reference_name(k)} (hashkit {k})" for k in own
+                     if names.reference_name(k) is not None and k not in mapped)
     if unknown or missing:
         raise CheckpointError(f"{where}: {what} keys without a hashkit counterpart {unknown[:5]}"
-                              f"{' ...' if len(unknown) > 5 else ''}; hashkit keys missing from the checkpoint "
+                              f"{' ...' if len(unknown) > 5 else ''}; {what} keys missing from the checkpoint "
                               f"{missing[:5]}{' ...' if len(missing) > 5 else ''}")
     for label, module in targets.items():
         prefix = f"{label}."
