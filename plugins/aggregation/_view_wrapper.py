@@ -8,7 +8,7 @@ the same model so the losses read ``extras["<view>.class_logits"]`` and friends 
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any
 
 from torch import Tensor
 
@@ -47,17 +47,6 @@ class ViewWrapper(Aggregation):
             views.update(self.make_views(inp))
             out.extras["views"] = views
         return out
-
-
-def build_inner(component: str, table: Mapping[str, Any], ctx: BuildContext) -> Aggregation:
-    """The wrapped aggregation from its ``{name = ..., params}`` table."""
-    from hashkit.assemble import make_component
-
-    params = dict(table)
-    name = params.pop("name", None)
-    if not isinstance(name, str):
-        raise ContractError(f"{component}: 'inner' must be a table with the wrapped aggregation's 'name'")
-    return make_component("aggregation", name, params, ctx)
 
 
 def view_example(config: dict[str, Any], view: str):

@@ -27,7 +27,7 @@ Tensor contract: ``AggregationInput`` with ``stages[stage]`` ``(B, C, h, w)`` an
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 import attrs
 import torch
@@ -35,8 +35,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from hashkit.errors import ContractError
-from hashkit.interfaces import AggregationInput, BuildContext
-from hashkit_plugins.aggregation._view_wrapper import ViewWrapper, build_inner, check_stage, view_example
+from hashkit.interfaces import AggregationInput, BuildContext, ComponentRef, nested
+from hashkit_plugins.aggregation._view_wrapper import ViewWrapper, check_stage, view_example
 
 REFERENCE_SIZE = 224
 
@@ -50,7 +50,7 @@ def _unit_pair(inst, attribute, value):
 @attrs.frozen
 class AttentionHideConfig:
     #: the wrapped aggregation (its descriptors are this component's descriptors)
-    inner: dict[str, Any] = attrs.field(factory=lambda: {"name": "gap"}, metadata={"component": "aggregation"})
+    inner: ComponentRef = nested("aggregation", default="gap")
     #: the tapped stage whose channel sum drives the mask (FISH: layer4)
     stage: str = "layer4"
     #: range of θ, the fraction of the maximum above which pixels are hidden (FISH: 0.9 .. 1.0)
@@ -90,7 +90,7 @@ class AttentionHide(ViewWrapper):
 def build_attention_hide(cfg: AttentionHideConfig, ctx: BuildContext) -> AttentionHide:
     """FISH's attention-guided hiding: a training view with the most attended pixels zeroed, around any aggregation."""
     check_stage("attention_hide", cfg.stage, ctx)
-    return AttentionHide(cfg, build_inner("attention_hide", cfg.inner, ctx))
+    return AttentionHide(cfg, ctx.build(cfg.inner))
 
 
 def _example():

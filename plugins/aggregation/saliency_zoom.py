@@ -45,15 +45,15 @@ Tensor contract: ``AggregationInput`` with ``stages[stage]`` ``(B, C, h, w)`` an
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from typing import Literal
 
 import attrs
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from hashkit.interfaces import AggregationInput, BuildContext
-from hashkit_plugins.aggregation._view_wrapper import ViewWrapper, build_inner, check_stage, view_example
+from hashkit.interfaces import AggregationInput, BuildContext, ComponentRef, nested
+from hashkit_plugins.aggregation._view_wrapper import ViewWrapper, check_stage, view_example
 
 REFERENCE_SIZE = 224
 
@@ -61,7 +61,7 @@ REFERENCE_SIZE = 224
 @attrs.frozen
 class SaliencyZoomConfig:
     #: the wrapped aggregation (its descriptors are this component's descriptors)
-    inner: dict[str, Any] = attrs.field(factory=lambda: {"name": "gap"}, metadata={"component": "aggregation"})
+    inner: ComponentRef = nested("aggregation", default="gap")
     #: the tapped stage whose channel sum is the saliency (CHN: layer4)
     stage: str = "layer4"
     #: "reference": the attention passes through 224 x 224 before the grid resize; "input": the input's size
@@ -167,7 +167,7 @@ class SaliencyZoom(ViewWrapper):
 def build_saliency_zoom(cfg: SaliencyZoomConfig, ctx: BuildContext) -> SaliencyZoom:
     """CHN's saliency-sampler zoom driven by a stage's peak responses: a training view, around any aggregation."""
     check_stage("saliency_zoom", cfg.stage, ctx)
-    return SaliencyZoom(cfg, build_inner("saliency_zoom", cfg.inner, ctx))
+    return SaliencyZoom(cfg, ctx.build(cfg.inner))
 
 
 def _example():

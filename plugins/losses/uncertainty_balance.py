@@ -21,7 +21,7 @@ starts at ``init``.
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from typing import Literal
 
 import attrs
 import torch
@@ -29,15 +29,15 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from hashkit.errors import ContractError
-from hashkit.interfaces import BuildContext, Loss, LossInputs, LossResult
+from hashkit.interfaces import BuildContext, ComponentRef, Loss, LossInputs, LossResult, nested_list
 
 SOFTPLUS_EPS = 1e-6
 
 
 @attrs.frozen
 class UncertaintyBalanceConfig:
-    #: the balanced losses, in order (CHN: proxy_code_mse, then cross_entropy); each a loss table
-    terms: tuple[dict[str, Any], ...] = ()
+    #: the balanced losses, in order (CHN: proxy_code_mse, then cross_entropy)
+    terms: tuple[ComponentRef, ...] = nested_list("loss")
     #: initial α of every term (CHN: 1)
     init: float = attrs.field(default=1.0, validator=attrs.validators.gt(0.0))
     #: "raw": α is the parameter (reference); "softplus": α = softplus(parameter) + 1e-6 (always > 0)
@@ -78,17 +78,11 @@ class UncertaintyBalance(Loss):
 
 def build_uncertainty_balance(cfg: UncertaintyBalanceConfig, ctx: BuildContext) -> UncertaintyBalance:
     """Inner losses weighted by learned scalars: Σ L_j / α_j² + log(1 + α_j) (CHN's balanced loss)."""
-    from hashkit.assemble import make_component
-
-    built, names = [], []
-    for i, table in enumerate(cfg.terms):
-        params = dict(table)
-        name = params.pop("name", None)
-        if not isinstance(name, str):
-            raise ContractError(f"uncertainty_balance: terms[{i}] must be a table with a loss 'name'")
-        label = name if name not in names else f"{name}_{i}"
-        names.append(label)
-        built.append((label, make_component("loss", name, params, ctx)))
+    names: list[str] = []
+    built = []
+    for i, ref in enumerate(cfg.terms):
+        names.append(ref.name if ref.name not in names else f"{ref.name}_{i}")
+        built.append((names[-1], ctx.build(ref)))
     return UncertaintyBalance(cfg, built)
 
 
