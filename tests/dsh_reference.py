@@ -4,11 +4,14 @@ the reference code uses (bilinear resizing with align_corners, grid sampling), i
 
 from __future__ import annotations
 
+import copy
 import math
 from functools import lru_cache
+from types import SimpleNamespace
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 import torchvision
 
 
@@ -120,3 +123,31 @@ def grid_sample_literal(image: np.ndarray, gx: np.ndarray, gy: np.ndarray) -> np
                     if 0 <= yy < h and 0 <= xx < w:
                         out[:, i, j] += wy * wx * image[:, yy, xx]
     return out
+
+
+# ------------------------------------------------------------------------------------------- a training step
+def demo_training_step(recipe_path, label_ids: list[int], data_seed: int, forward_seed: int) -> SimpleNamespace:
+    """One training step of a proxy-code demo recipe's model (12 bits, 10 classes, four 32-px images), run
+    under ``torch.manual_seed(forward_seed)``: the model and losses after ``backward``, an untouched copy of
+    both (``ref``, ``ref_losses``) for the literal reference to run from the same state, and the inputs."""
+    import hashkit
+    from hashkit.assemble import build_losses, build_model, make_component
+    from hashkit.interfaces import BuildContext, LossInputs
+
+    recipe = hashkit.load_recipe(recipe_path)
+    torch.manual_seed(0)
+    model = build_model(recipe, 12, 10).train()
+    proto = make_component("training_protocol", "proxy_codes", {}, BuildContext(code_length=12))
+    losses = build_losses(recipe, model, proto, 12, 10)
+    ref, ref_losses = copy.deepcopy(model), copy.deepcopy(losses)
+    g = torch.Generator().manual_seed(data_seed)
+    x = torch.randn(len(label_ids), 3, 32, 32, generator=g)
+    labels = F.one_hot(torch.tensor(label_ids), 10).float()
+    targets = torch.randint(0, 2, (len(label_ids), 12), generator=g).float() * 2 - 1
+    torch.manual_seed(forward_seed)
+    out = model(x)
+    result = losses(LossInputs(codes=out.codes, logits=out.logits, class_logits=out.class_logits, labels=labels,
+                               extras=out.extras, protocol={"targets": targets}))
+    result.value.backward()
+    return SimpleNamespace(model=model, losses=losses, ref=ref, ref_losses=ref_losses, x=x, labels=labels,
+                           targets=targets, result=result)

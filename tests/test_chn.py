@@ -5,7 +5,6 @@ parameter counts and checkpoints (DSH_Analysis names, the official Lightning che
 
 from __future__ import annotations
 
-import copy
 import math
 from pathlib import Path
 
@@ -16,7 +15,8 @@ import torch.nn.functional as F
 import torchvision
 
 import hashkit
-from dsh_reference import bilinear_align_corners, chn_shapes, grid_sample_literal, parameter_count, random_state
+from dsh_reference import (bilinear_align_corners, chn_shapes, demo_training_step, grid_sample_literal,
+                           parameter_count, random_state)
 from hashkit.assemble import build_losses, build_model, make_component
 from hashkit.errors import CheckpointError
 from hashkit.interfaces import AggregationInput, BuildContext, FeatureSpec, LossInputs
@@ -259,23 +259,9 @@ def test_uncertainty_balance_equals_literal_value_and_gradients(alpha_param):
 
 # --------------------------------------------------------------------------------------- one training step
 def test_training_step_equals_literal_chn_step():
-    recipe = hashkit.load_recipe(RECIPES / "chn-demo.toml")
-    torch.manual_seed(0)
-    model = build_model(recipe, 12, 10).train()
-    ref = copy.deepcopy(model)
-    proto = make_component("training_protocol", "proxy_codes", {}, BuildContext(code_length=12))
-    losses = build_losses(recipe, model, proto, 12, 10)
-    ref_losses = copy.deepcopy(losses)
-    g = torch.Generator().manual_seed(6)
-    x = torch.randn(4, 3, 32, 32, generator=g)
-    labels = F.one_hot(torch.tensor([1, 1, 4, 9]), 10).float()
-    targets = torch.randint(0, 2, (4, 12), generator=g).float() * 2 - 1
-
-    torch.manual_seed(21)
-    out = model(x)
-    res = losses(LossInputs(codes=out.codes, logits=out.logits, class_logits=out.class_logits, labels=labels,
-                            extras=out.extras, protocol={"targets": targets}))
-    res.value.backward()
+    step = demo_training_step(RECIPES / "chn-demo.toml", [1, 1, 4, 9], data_seed=6, forward_seed=21)
+    model, losses, ref, ref_losses = step.model, step.losses, step.ref, step.ref_losses
+    x, labels, targets, res = step.x, step.labels, step.targets, step.result
 
     def literal_forward(images):
         stages = ref.backbone(images, ["stage2", "stage3", "stage4"])

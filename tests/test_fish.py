@@ -4,7 +4,6 @@ ResNet-50; parameter counts and reference checkpoints (names and shapes from the
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 
 import numpy as np
@@ -14,10 +13,11 @@ import torch.nn.functional as F
 import torchvision
 
 import hashkit
-from dsh_reference import bilinear_align_corners, fish_shapes, parameter_count, random_state, resnet_shapes
-from hashkit.assemble import build_losses, build_model, make_component
+from dsh_reference import (bilinear_align_corners, demo_training_step, fish_shapes, parameter_count, random_state,
+                           resnet_shapes)
+from hashkit.assemble import build_model, make_component
 from hashkit.errors import CheckpointError, ContractError
-from hashkit.interfaces import BuildContext, FeatureSpec, LossInputs
+from hashkit.interfaces import BuildContext, FeatureSpec
 
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"
 NO_WEIGHTS = {"model.backbone.weights": "none"}
@@ -154,22 +154,8 @@ def test_hide_stage_must_be_tapped():
 def test_training_loss_and_gradients_equal_literal_fish_step():
     """fish-demo's model (tiny_cnn) in train mode: the loss and every gradient equal fish.py's step written out
     (two train-mode forwards, CE + CE(hidden) + MSE to the proxy codes), θ drawn from the same generator."""
-    recipe = hashkit.load_recipe(RECIPES / "fish-demo.toml")
-    torch.manual_seed(0)
-    model = build_model(recipe, 12, 10).train()
-    ref = copy.deepcopy(model)
-    proto = make_component("training_protocol", "proxy_codes", {}, BuildContext(code_length=12))
-    losses = build_losses(recipe, model, proto, 12, 10)
-    g = torch.Generator().manual_seed(4)
-    x = torch.randn(4, 3, 32, 32, generator=g)
-    labels = F.one_hot(torch.tensor([0, 3, 3, 7]), 10).float()
-    targets = torch.randint(0, 2, (4, 12), generator=g).float() * 2 - 1
-
-    torch.manual_seed(11)
-    out = model(x)
-    res = losses(LossInputs(codes=out.codes, logits=out.logits, class_logits=out.class_logits, labels=labels,
-                            extras=out.extras, protocol={"targets": targets}))
-    res.value.backward()
+    step = demo_training_step(RECIPES / "fish-demo.toml", [0, 3, 3, 7], data_seed=4, forward_seed=11)
+    model, ref, x, labels, targets, res = step.model, step.ref, step.x, step.labels, step.targets, step.result
 
     def literal_forward(images):
         fm = ref.backbone(images, ["stage4"])["stage4"]
