@@ -25,7 +25,6 @@ import attrs
 import torch
 from torch import Tensor
 
-from hashkit.errors import ContractError
 from hashkit.interfaces import Attention, AttentionOutput, BuildContext
 
 
@@ -64,9 +63,7 @@ class SpaceFilter(Attention):
 
 def build_space_filter(cfg: SpaceFilterConfig, ctx: BuildContext) -> SpaceFilter:
     """FISH space filter: positions below the image's mean channel-sum activation are halved."""
-    if ctx.in_spec is None:
-        raise ContractError("space_filter needs the input feature spec")
-    return SpaceFilter(cfg, ctx.in_spec.channels)
+    return SpaceFilter(cfg, ctx.input_channels("space_filter"))
 
 
 def components(register):

@@ -21,7 +21,7 @@ import attrs
 from torch import Tensor, nn
 
 from hashkit.errors import CheckpointError
-from hashkit_plugins.backbones.resnet import read_state_dict
+from hashkit.weights_file import read_weights
 
 
 def _match(key: str, pattern: str) -> bool:
@@ -62,12 +62,12 @@ class NameMap:
         return None
 
 
-def read_checkpoint(source: str | Path | Mapping[str, Tensor]) -> tuple[dict[str, Tensor], str]:
+def read_checkpoint(source: str | Path | Mapping[str, Tensor], what: str) -> tuple[dict[str, Tensor], str]:
     """A flat tensor dict from a path (``.pth`` read with ``weights_only=True``, or ``.safetensors``; a
     ``{"state_dict": ...}`` wrapper as PyTorch Lightning writes is unwrapped) or from a mapping."""
     if not isinstance(source, (str, Path)):
         return dict(source), "<state dict>"
-    return read_state_dict(Path(source)), str(source)
+    return read_weights(source, what=f"{what} checkpoint"), str(source)
 
 
 def _own_state(targets: Mapping[str, nn.Module]) -> dict[str, Tensor]:
@@ -87,7 +87,7 @@ def to_reference_state(targets: Mapping[str, nn.Module], names: NameMap) -> dict
 def load_reference_state(targets: Mapping[str, nn.Module], source: str | Path | Mapping[str, Tensor],
                          names: NameMap, what: str) -> list[str]:
     """Load a reference checkpoint into ``targets`` (``{label: module}``) strictly; returns the ignored keys."""
-    state, where = read_checkpoint(source)
+    state, where = read_checkpoint(source, what)
     own = _own_state(targets)
     mapped: dict[str, Tensor] = {}
     unknown, ignored = [], []
