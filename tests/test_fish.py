@@ -145,7 +145,7 @@ def test_hide_reference_size_needs_224_pixel_inputs():
 
 
 def test_hide_stage_must_be_tapped():
-    with pytest.raises(ContractError, match="not tapped"):
+    with pytest.raises(ContractError, match="needs stage 'layer4' tapped"):
         make_component("aggregation", "attention_hide", {"stage": "layer4"},
                        BuildContext(in_spec=FeatureSpec(4, 8), stages={"stage4": FeatureSpec(4, 8)}))
 

@@ -19,7 +19,7 @@ from hashkit.interfaces import Aggregation, AggregationInput, AggregationOutput,
 def check_stage(component: str, stage: str, ctx: BuildContext) -> None:
     """The stage a view is computed from must be one of the model's taps."""
     if ctx.stages and stage not in ctx.stages:
-        raise ContractError(f"{component}: stage {stage!r} is not tapped by the model (taps: {list(ctx.stages)}); "
+        raise ContractError(f"{component} needs stage {stage!r} tapped by the model (taps: {list(ctx.stages)}); "
                             f"set the component's 'stage' or add it to model.taps")
 
 

@@ -74,7 +74,7 @@ def build_level_conv_pool(cfg: LevelConvPoolConfig, ctx: BuildContext) -> LevelC
         raise ContractError("level_conv_pool needs at least one stage")
     missing = [s for s in cfg.stages if s not in ctx.stages]
     if missing:
-        raise ContractError(f"level_conv_pool: stages {missing} are not tapped by the model (taps: "
+        raise ContractError(f"level_conv_pool needs the stages {missing} tapped by the model (taps: "
                             f"{list(ctx.stages)}); add them to model.taps")
     return LevelConvPool(cfg, {s: ctx.stages[s].channels for s in cfg.stages})
 
