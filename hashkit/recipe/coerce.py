@@ -10,6 +10,7 @@ messages are reported with the key.
 from __future__ import annotations
 
 import difflib
+import re
 import types
 import typing
 from pathlib import Path
@@ -196,11 +197,26 @@ def component_ref(kind: str, value: Any, key: str, *, allow_weight: bool = False
     weight = 1.0
     if allow_weight and "weight" in params:
         weight = coerce_value(float, params.pop("weight"), f"{key}.weight")
+    registry = get_registry()
+    cut_off = re.fullmatch(r"(.+)@(\d+)", name)
+    if (kind, name) not in registry and cut_off and (kind, f"{cut_off.group(1)}@k") in registry:
+        # "map@100" stands for {name = "map@k", k = [100]}: any registered "<base>@k" with a `k` parameter
+        if "k" in params:
+            raise _Fail(f"{key}.k", f"{name!r} gives k in its name: leave out 'k' or name {cut_off.group(1)}@k")
+        name, params["k"] = f"{cut_off.group(1)}@k", [int(cut_off.group(2))]
     try:
-        entry = get_registry().get(kind, name)
+        entry = registry.get(kind, name)
     except UnknownComponentError as exc:
         raise _Fail(f"{key}.name", str(exc)) from None
     return ComponentRef(kind=kind, name=name, config=_build(entry.config, params, key), weight=weight, key=key)
+
+
+def checked_component_ref(kind: str, value: Any, key: str) -> ComponentRef:
+    """:func:`component_ref` raising :class:`RecipeError` (for tables made in code, not read from a file)."""
+    try:
+        return component_ref(kind, value, key)
+    except _Fail as fail:
+        raise RecipeError(fail.message, key=fail.key) from None
 
 
 def _nested_value(kind: str, many: bool, value: Any, key: str) -> Any:

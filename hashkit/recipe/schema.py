@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 import attrs
 
-from hashkit.interfaces.component_ref import ComponentRef
+from hashkit.interfaces.component_ref import ComponentRef, nested_list
 
 
 def _positive(inst, attribute, value):
@@ -139,7 +139,9 @@ class TrainSection:
 class EvalSection:
     """``[eval]``: what is measured after training."""
 
-    metrics: tuple[str, ...] = ("map",)
+    #: metric components (names or tables); ``map`` is always computed, ``<name>@<k>`` is short for
+    #: ``{name = "<name>@k", k = [<k>]}``
+    metrics: tuple[ComponentRef, ...] = nested_list("metric", default=("map",))
     #: database codes: "learned" (protocol's B, ADSH family), "encoded" (through the network), or both
     database: tuple[Literal["learned", "encoded"], ...] = ("encoded",)
     #: mAP@k cut-offs (0 = all)
