@@ -49,7 +49,11 @@ class DuplicateComponentError(HashkitError):
 
 
 class ContractError(HashkitError, ValueError):
-    """Two components do not fit together (channels, shapes, required inputs); names both."""
+    """Two components do not fit together (channels, shapes, required inputs); names both.
+
+    ``key``: the recipe key of the component concerned, when the builder knows it."""
+
+    key: str | None = None
 
 
 class DataError(HashkitError, OSError):

@@ -9,6 +9,8 @@ messages are reported with the key.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import difflib
 import re
 import types
@@ -47,6 +49,24 @@ def _found(value: Any) -> str:
     if len(text) > 60:
         text = text[:57] + "..."
     return f"{kind} {text}"
+
+
+#: ``dotted key -> file or "--set"`` of the recipe being validated (see :func:`recipe_provenance`)
+_PROVENANCE: contextvars.ContextVar[dict[str, str]] = contextvars.ContextVar("recipe_provenance", default={})
+
+
+@contextlib.contextmanager
+def recipe_provenance(provenance: dict[str, str]):
+    """Validate under ``provenance``: a number given for a str field is accepted only from ``--set``."""
+    token = _PROVENANCE.set(provenance)
+    try:
+        yield
+    finally:
+        _PROVENANCE.reset(token)
+
+
+def _from_command_line(key: str) -> bool:
+    return key_origin(_PROVENANCE.get(), key, None) == "--set"
 
 
 class _Fail(Exception):
@@ -102,8 +122,8 @@ def coerce_value(tp: Any, value: Any, key: str) -> Any:
     if tp is str:
         if isinstance(value, str):
             return value
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return str(value)  # --set name=123 on a str field
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and _from_command_line(key):
+            return str(value)  # --set name=123 on a str field: the shell makes quoting awkward
         raise _Fail(key, f"expected str, found {_found(value)}")
     if tp is Path:
         if isinstance(value, (str, Path)):

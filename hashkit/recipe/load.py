@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from hashkit.errors import RecipeError
-from hashkit.recipe.coerce import _Fail, _found, build_config, coerce_value, component_ref, key_origin
+from hashkit.recipe.coerce import (_Fail, _found, build_config, coerce_value, component_ref, key_origin,
+                                   recipe_provenance)
 from hashkit.recipe.overrides import apply_overrides
 from hashkit.recipe.schema import (
     ComponentRef,
@@ -48,7 +49,8 @@ def load_recipe(
         data, prov = load_toml_with_extends(path)
         file = str(path)
     apply_overrides(data, overrides, prov)
-    return validate_recipe_data(data, file=file, provenance=prov)
+    with recipe_provenance(prov):
+        return validate_recipe_data(data, file=file, provenance=prov)
 
 
 def _origin(prov: dict[str, str], key: str, file: str) -> str:
@@ -168,4 +170,5 @@ def validate_recipe_data(data: dict[str, Any], *, file: str = "<recipe>", proven
         raw=data,
         source=file,
         provenance=provenance_notes,
+        key_files=dict(prov),
     )

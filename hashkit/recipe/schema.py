@@ -183,3 +183,11 @@ class Recipe:
     source: str = ""
     #: free-form notes: where values come from, official logged numbers
     provenance: dict[str, Any] = attrs.field(factory=dict, eq=False)
+    #: ``dotted key -> file`` (or ``"--set"``) that set it, for errors found after loading
+    key_files: dict[str, str] = attrs.field(factory=dict, eq=False, repr=False)
+
+    def origin(self, key: str | None) -> str:
+        """The file (or ``--set``) that set ``key`` or its nearest enclosing table; the recipe's file if none."""
+        from hashkit.recipe.coerce import key_origin
+
+        return (key_origin(self.key_files, key, None) if key else None) or self.source

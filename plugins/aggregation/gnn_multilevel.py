@@ -35,7 +35,6 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
-from torch_geometric.nn import EdgeConv, GATConv, GCNConv
 
 from hashkit.errors import ContractError
 from hashkit.interfaces import Aggregation, AggregationInput, AggregationOutput, BuildContext, FeatureSpec
@@ -95,6 +94,8 @@ class _PyGLayer(nn.Module):
     """A torch-geometric message-passing layer applied to the batch as one disconnected graph."""
 
     def __init__(self, kind: str, dim: int, heads: int):
+        from torch_geometric.nn import EdgeConv, GATConv, GCNConv  # imported on use: plugin loading stays light
+
         super().__init__()
         if kind == "gat":
             self.conv = GATConv(dim, dim, heads=heads, concat=False, add_self_loops=False)

@@ -46,10 +46,10 @@ from typing import Literal
 import attrs
 import torch
 from torch import Tensor, nn
-from torchvision.models.resnet import Bottleneck, conv1x1
 
 from hashkit.errors import ContractError
 from hashkit.interfaces import Attention, AttentionOutput, BuildContext
+from hashkit_plugins.resnet_blocks import Bottleneck, conv1x1
 
 
 @attrs.frozen

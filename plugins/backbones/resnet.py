@@ -48,11 +48,11 @@ from typing import Sequence
 import attrs
 import torch
 from torch import Tensor, nn
-from torchvision.models.resnet import BasicBlock, Bottleneck, conv1x1
 
 from hashkit.errors import CheckpointError, ContractError
 from hashkit.interfaces import Backbone, BuildContext, FeatureSpec
-from hashkit.weights_file import read_weights
+from hashkit.weights_file import read_weights, weights_wanted
+from hashkit_plugins.resnet_blocks import BasicBlock, Bottleneck, conv1x1
 
 STAGES = ("layer1", "layer2", "layer3", "layer4")
 
@@ -147,7 +147,7 @@ class ResNet(Backbone):
         #: pretrained tensors of the stages beyond the trunk, kept for build_stage (not in state_dict)
         self._extra_weights: dict[str, Tensor] = {}
         self.weights_source: str | None = None
-        if cfg.weights != "none":
+        if cfg.weights != "none" and weights_wanted():
             self._load(cfg.weights)
 
     def _new_stage(self, name: str) -> nn.Sequential:
