@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from hashkit.errors import RecipeError
+from hashkit.interfaces.kinds import KIND_TABLE
 from hashkit.recipe.coerce import (_Fail, _found, build_config, coerce_value, component_ref, key_origin,
                                    recipe_provenance)
 from hashkit.recipe.overrides import apply_overrides
@@ -27,8 +28,9 @@ TOP_LEVEL = {
     "name", "description", "seed", "code_lengths", "model", "losses", "protocol", "data", "optimizer",
     "schedule", "train", "eval", "provenance",
 }
-#: the component tables of [model] (attention is a list of them)
-MODEL_COMPONENTS = ("backbone", "aggregation", "hash_head")
+#: the component tables of [model] (``[[model.attention]]``, a list, is read on its own)
+MODEL_COMPONENTS = tuple(kind.name for kind in KIND_TABLE
+                         if kind.recipe_key.startswith("model.") and not kind.recipe_key.endswith("[]"))
 
 
 def load_recipe(

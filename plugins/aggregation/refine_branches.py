@@ -119,7 +119,7 @@ def _example():
     import torch
 
     from hashkit.assemble import make_component
-    from hashkit.testing import ComponentExample
+    from hashkit.testing import ComponentExample, expect
 
     backbone = make_component("backbone", "tiny_cnn", {"width": 4, "blocks": 3, "until": "stage3"})
     spec = FeatureSpec(16, 8)
@@ -130,8 +130,9 @@ def _example():
                                maps=torch.rand(2, 3, 8, 8, generator=g)),)
 
     def check(comp, out):
-        assert list(out.descriptors) == ["global", "local1", "local2", "local3"]
-        assert sum(isinstance(m, nn.Module) and type(m).__name__ == "ICON" for m in comp.refine_local.modules()) == 2
+        expect(list(out.descriptors) == ["global", "local1", "local2", "local3"], f"descriptors {list(out.descriptors)}")
+        icons = sum(type(m).__name__ == "ICON" for m in comp.refine_local.modules())
+        expect(icons == 2, f"the local stage copy holds {icons} ICONs, expected one per insertion point (2)")
 
     return ComponentExample(config={"stage": "stage4", "interaction": {"name": "icon"}}, ctx=ctx, inputs=inputs,
                             check=check)

@@ -221,11 +221,12 @@ def _factory(depth: int):
 
 
 def _example():
-    from hashkit.testing import ComponentExample
+    from hashkit.testing import ComponentExample, expect
 
     def check(comp, out):
         stage = comp.build_stage("layer4")
-        assert isinstance(stage, nn.Sequential) and len(stage) == comp.layers[3]
+        expect(isinstance(stage, nn.Sequential) and len(stage) == comp.layers[3],
+               f"layer4 copy: {len(stage)} blocks, expected {comp.layers[3]}")
 
     return ComponentExample(config={"until": "layer3"}, check=check)
 
