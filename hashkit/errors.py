@@ -57,7 +57,7 @@ class ContractError(HashkitError, ValueError):
 
 
 class DataError(HashkitError, OSError):
-    """A dataset file is missing, partial, corrupt or inconsistent with the spec; names the path."""
+    """A dataset file is missing, partial, corrupt or inconsistent with its documented layout; names the path."""
 
 
 class CheckpointError(HashkitError):

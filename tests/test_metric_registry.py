@@ -23,7 +23,8 @@ from hashkit.recipe import load_recipe
 def random_problem(seed=0, q=6, n=40, bits=12, classes=3, kind="hamming"):
     g = torch.Generator().manual_seed(seed)
     codes = lambda m: torch.randint(0, 2, (m, bits), generator=g).float() * 2 - 1  # noqa: E731
-    labels = lambda m: torch.nn.functional.one_hot(torch.randint(0, classes, (m,), generator=g), classes).float()  # noqa: E731
+    labels = lambda m: torch.nn.functional.one_hot(  # noqa: E731
+        torch.randint(0, classes, (m,), generator=g), classes).float()
     return RetrievalProblem(codes(q), codes(n), labels(q), labels(n), kind=kind)
 
 

@@ -60,7 +60,8 @@ class ModelSelection:
             if tr.selection == "best_val":
                 split, query, database = "val", trainer.data.val, trainer.train_split
             else:
-                split, query, database = "query", trainer.data.train.split("query"), trainer.data.train.split("database")
+                data = trainer.data.train
+                split, query, database = "query", data.split("query"), data.split("database")
             res = evaluate_model(trainer.model, trainer.recipe, query=query, database=database,
                                  learned=learned_database(trainer), device=trainer.device, progress=False)
             score = headline(res.scores, trainer.recipe)

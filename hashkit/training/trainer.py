@@ -310,8 +310,8 @@ def train_length(recipe: Recipe, data: RetrievalData, code_length: int | None, r
     protocol.setup(train_data.split("train").targets.float(), generator(recipe.seed, code_length, "setup"))
     protocol = protocol.to(device) or protocol
     freeze(model, tr.freeze)
-    optimizer = build_optimizer([*model.named_parameters(), *(("losses." + n, p) for n, p in losses.named_parameters())],
-                                recipe.optimizer)
+    named = [*model.named_parameters(), *(("losses." + n, p) for n, p in losses.named_parameters())]
+    optimizer = build_optimizer(named, recipe.optimizer)
     trainer = LengthTrainer(recipe, code_length, model=model, losses=losses, protocol=protocol,
                             data=TrainingData(train=train_data, full=data, val=val), optimizer=optimizer,
                             run_dir=run_dir, device=device, info=info, resume=resume)

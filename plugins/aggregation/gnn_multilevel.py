@@ -1,4 +1,4 @@
-"""``gnn_multilevel``: multi-level graph aggregation (FDH-MFE design, fdhmfe.md §2) [inferred design].
+"""``gnn_multilevel``: multi-level graph aggregation (FDH-MFE design, docs/methods/fdhmfe.md) [inferred design].
 
 Nodes come from several backbone stages (``ctx.stages``; ResNet-50 layer2..4 via ``model.taps``), projected
 to a common width ``d`` with a learnable stage embedding (layouts ``grid`` and ``stage``, see

@@ -1,4 +1,5 @@
-"""``refine_branches``: SEMICON's global and local refine branches (semicon.md §2–3).
+"""``refine_branches``: SEMICON's global and local refine branches (aassxun/SEMICON @ 885cbfe0,
+``models/SEMICON.py``).
 
 Two fresh copies of a later backbone stage (``stage``, default ``layer4``) are built with the backbone's
 stage builder (``ctx.stage_builder``); the nested channel interaction ``interaction`` (ICON for SEMICON:
@@ -130,7 +131,8 @@ def _example():
                                maps=torch.rand(2, 3, 8, 8, generator=g)),)
 
     def check(comp, out):
-        expect(list(out.descriptors) == ["global", "local1", "local2", "local3"], f"descriptors {list(out.descriptors)}")
+        names = list(out.descriptors)
+        expect(names == ["global", "local1", "local2", "local3"], f"descriptors {names}")
         icons = sum(type(m).__name__ == "ICON" for m in comp.refine_local.modules())
         expect(icons == 2, f"the local stage copy holds {icons} ICONs, expected one per insertion point (2)")
 

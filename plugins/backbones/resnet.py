@@ -30,9 +30,9 @@ The trunk loads strictly. A stage copy from ``build_stage`` loads the checkpoint
 ``copy_pretrained_blocks`` (torchvision block indices; ``None`` = every block) and leaves the others at their
 random init. SEMICON's official setup is ``[0, 1]``: its layer4 copy is ``[B0, B1, ICON, B2, ICON]`` and
 torchvision's ``layer4.2.*`` keys land on the ICON's index, are dropped as unexpected, and leave ``B2`` random
-(semicon.md §3).
+(aassxun/SEMICON @ 885cbfe0, ``models/SEMICON.py``; docs/methods/semicon.md).
 
-Init of everything not loaded (semicon.md §3, torchvision's rule): every Conv2d ``kaiming_normal_(fan_out,
+Init of everything not loaded (torchvision's rule, which SEMICON's code keeps): every Conv2d ``kaiming_normal_(fan_out,
 relu)``, every BatchNorm weight 1 and bias 0, ``zero_init_residual`` off.
 
 Tensor contract: ``forward(x (B,3,H,W), taps) -> {stage: (B, C_stage, ceil(H/stride), ceil(W/stride))}``.
