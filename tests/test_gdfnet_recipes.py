@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import training_helpers as th
 
 from hashkit.assemble import build, build_model
 from hashkit.recipe.load import load_recipe
@@ -32,6 +33,59 @@ def test_gdfnet_recipe_has_the_spec_defaults():
     assert (r.schedule.name, r.schedule.step_size, r.schedule.gamma) == ("step", 2, 0.9)
     assert r.protocol.name == "pointwise" and r.protocol.config.epochs == 160
     assert "inferred" in r.provenance
+
+
+def _coordinate_image(width: int, height: int):
+    """RGB image whose red channel is the column and green channel the row, both scaled to 0..255."""
+    import numpy as np
+    from PIL import Image
+
+    x = np.linspace(0, 255, width)[None, :].repeat(height, 0)
+    y = np.linspace(0, 255, height)[:, None].repeat(width, 1)
+    return Image.fromarray(np.stack([x, y, np.zeros_like(x)], -1).round().astype(np.uint8))
+
+
+def _crop_corner(out: torch.Tensor, section) -> tuple[int, int]:
+    """(left, top) of the crop in 0..255 coordinates of the source image, read from the output's edges."""
+    pixel = out * torch.tensor(section.std)[:, None, None] + torch.tensor(section.mean)[:, None, None]
+    return round(float(pixel[0, :, 0].mean()) * 255), round(float(pixel[1, 0, :].mean()) * 255)
+
+
+def test_gdfnet_train_crops_move_over_wide_images_like_wsdan():
+    import attrs
+    from torchvision import transforms as T
+
+    from hashkit.data.transforms import build_transform
+
+    section = load_recipe(RECIPES / "gdfnet.toml").data.train_transform
+    steps = build_transform(section).transforms
+    # WS-DAN get_transform: squash to 512 x 512, RandomCrop 448, flip, ColorJitter(brightness 0.126, saturation 0.5)
+    assert [type(t).__name__ for t in steps[1:]] == ["Resize", "RandomCrop", "RandomHorizontalFlip", "ColorJitter",
+                                                      "ToTensor", "Normalize"]
+    assert steps[1].size == (512, 512) and steps[2].size == (448, 448)
+    assert steps[4].brightness == pytest.approx((0.874, 1.126)) and steps[4].saturation == pytest.approx((0.5, 1.5))
+    image = _coordinate_image(500, 333)  # CUB / Dogs landscape size
+    positional = build_transform(attrs.evolve(section, hflip=False, brightness=0.0, saturation=0.0))
+    torch.manual_seed(0)
+    corners = {_crop_corner(positional(image), section) for _ in range(12)}
+    lefts, tops = {c[0] for c in corners}, {c[1] for c in corners}
+    assert len(lefts) >= 4 and len(tops) >= 4, corners
+    assert all(0 <= c <= 255 * 64 / 512 + 2 for c in lefts | tops)  # offsets 0..64 of 512
+    # the previous pipeline, a square crop of fixed area (448/512)^2, cannot fit a 1.5:1 image: torchvision falls
+    # back to the same centre square every time (flip-only augmentation)
+    old = build_transform(attrs.evolve(section, crop_mode="random_resized", scale=(0.766, 0.766), ratio=(1.0, 1.0),
+                                       hflip=False, brightness=0.0, saturation=0.0))
+    assert len({_crop_corner(old(image), section) for _ in range(6)}) == 1
+
+
+def test_gdfnet_evaluates_the_whole_squashed_image():
+    from hashkit.data.transforms import build_transform
+
+    section = load_recipe(RECIPES / "gdfnet.toml").data.eval_transform
+    out = build_transform(section)(_coordinate_image(375, 500))  # a portrait Stanford Cars image
+    left, top = _crop_corner(out, section)
+    # Resize((512, 512)) + CenterCrop(448) starts 32/512 into both axes: both ends of the long side are kept
+    assert abs(left - 255 * 32 / 512) <= 2 and abs(top - 255 * 32 / 512) <= 2
 
 
 @pytest.mark.parametrize("dataset", sorted(DATASETS))
