@@ -109,17 +109,20 @@ def test_gdfnet_full_size_model_builds_and_runs_at_448():
 
 
 @pytest.mark.slow
-def test_mixed_recipe_builds_and_trains_from_the_file(tmp_path):
+def test_mixed_recipe_trains_above_the_untrained_model(tmp_path):
+    """mix-sem-knn-cauchy on 30 images per class for its 4 epochs: tie-aware mAP 0.13 -> 0.24 when written."""
     from hashkit.training import train
 
-    r = load_recipe(RECIPES / "mix-sem-knn-cauchy.toml")
+    r = load_recipe(RECIPES / "mix-sem-knn-cauchy.toml", {"data.dataset.train_per_class": 30,
+                                                          "data.dataset.query_per_class": 10, "train.progress": False})
     built = build(r)
     assert [a.name for a in r.attention] == ["sem"] and r.aggregation.name == "knn_graph"
     assert built.model.aggregation.num_maps == 3
-    report = train(RECIPES / "mix-sem-knn-cauchy.toml", tmp_path / "run", overrides={
-        "data.dataset.train_per_class": 20, "data.dataset.query_per_class": 5, "protocol.epochs": 2})
-    result = report["results"]["16"]["selected"]["encoded"]
-    assert 0.0 < result["map"] <= 1.0
+    before = th.untrained_scores(r, 16)["encoded"]
+    report = train(r, tmp_path / "run")
+    after = report["results"]["16"]["selected"]["encoded"]
+    assert after["map_tie_aware"] > before["map_tie_aware"] + 0.07, (before, after)
+    assert after["map"] > before["map"] + 0.05, (before, after)
     steps = [json.loads(line) for line in (tmp_path / "run" / "L16" / "metrics.jsonl").read_text().splitlines()]
     losses = [s["loss"] for s in steps if s.get("event") == "step"]
     assert losses and all(torch.isfinite(torch.tensor(losses)))
@@ -128,17 +131,9 @@ def test_mixed_recipe_builds_and_trains_from_the_file(tmp_path):
 @pytest.mark.slow
 def test_demo_trains_well_above_the_untrained_model(tmp_path):
     from hashkit.training import train
-    from hashkit.training.evaluate import evaluate_model
-    from hashkit.training.seeding import derive_seed, seed_globals
 
     path = RECIPES / "gdfnet-demo.toml"
-    recipe = load_recipe(path)
-    seed_globals(derive_seed(recipe.seed, 16, "init"))
-    untrained = build(recipe, 16)
-    untrained.model.eval()
-    before = evaluate_model(untrained.model, recipe, query=untrained.data.split("query"),
-                            database=untrained.data.split("database"), learned=None,
-                            device=torch.device("cpu")).scores["encoded"]["map"]
+    before = th.untrained_scores(load_recipe(path), 16)["encoded"]["map"]
     report = train(path, tmp_path / "run")
     after = report["results"]["16"]["selected"]["encoded"]["map"]
     assert after > before + 0.15, (before, after)
