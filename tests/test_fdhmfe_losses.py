@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from hashkit.assemble import make_component
+from hashkit.errors import ContractError
 from hashkit.interfaces import BuildContext, LossInputs
 
 
@@ -306,6 +307,33 @@ def test_triplet_reads_extras():
     res = loss(LossInputs(codes=None, labels=labels, extras={"view_codes": torch.tanh(logits)}))
     ref = _triplet_reference(torch.tanh(logits), labels, "cosine", 0.2, "batch_hard")
     assert res.value.item() == pytest.approx(float(ref))
+
+
+@pytest.mark.parametrize("distance", ["cosine", "hamming"])
+def test_triplet_fg_bg_matches_formula(distance):
+    logits, labels = _inputs(b=8, L=12, C=3, seed=7)
+    background = torch.randn(8, 12, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    loss = make_component("loss", "triplet", {"mining": "fg_bg", "distance": distance, "margin": 0.3},
+                          BuildContext(code_length=12)).double()
+    assert loss.requires == ("codes", "labels", "extras.background.codes")
+    u_leaf, b_leaf = logits.requires_grad_(), background.requires_grad_()
+
+    def reference():
+        u, bg = torch.tanh(u_leaf), torch.tanh(b_leaf)
+        terms = []
+        for a in range(8):  # farthest positive vs the anchor's own background code
+            ps = [_dist(u[a], u[p], distance) for p in range(8) if p != a and (labels[a] * labels[p]).sum() > 0]
+            if ps:
+                terms.append(torch.relu(max(ps) - _dist(u[a], bg[a], distance) + 0.3))
+        return sum(terms) / len(terms)
+
+    res = loss(LossInputs(codes=torch.tanh(u_leaf), labels=labels,
+                          extras={"background.codes": torch.tanh(b_leaf)}))
+    (grad_background,) = torch.autograd.grad(res.value, b_leaf, retain_graph=True)
+    assert grad_background.abs().sum() > 0  # the background codes are pushed away from their anchors
+    _grad_check(res.value, reference, u_leaf, (b_leaf,))
+    with pytest.raises(ContractError, match="background_view = true"):
+        loss(LossInputs(codes=torch.tanh(logits), labels=labels))
 
 
 @pytest.mark.parametrize("form", ["l2", "sign_gap", "log_cosh"])
