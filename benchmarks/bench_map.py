@@ -183,7 +183,8 @@ def main() -> None:
         print(f"  numpy ref.     {t_ref:8.2f} s ({c_ref:.2f}){est}  {1000 * t_ref / nq:.2f} ms/query  "
               f"-> speed-up {t_ref / t_fast:.0f}x (cpu {c_ref / max(c_fast, 1e-9):.0f}x)")
         if nref == nq:
-            print(f"  map {res['map']:.12f} vs numpy ref. {ref:.12f} ({check(f'{label} {bits} map', res['map'], ref)}); "
+            same = check(f"{label} {bits} map", res["map"], ref)
+            print(f"  map {res['map']:.12f} vs numpy ref. {ref:.12f} ({same}); "
                   f"numpy kernel {check(f'{label} {bits} numpy map', res_np['map'], ref)}; "
                   f"tie-aware {res['map_tie_aware']:.6f}")
         else:

@@ -17,7 +17,7 @@ term of FDH-MFE included) are those of the suppressed view [inferred design].
 ``background_view = true`` (training only) adds the background as a feature view
 (``extras["feature_views"]["background"] = (x ⊙ (1 - M), 1 - M)``): the model runs it through the
 aggregation (which multiplies the other stages by ``1 - M``) and the head, and the losses read its codes as
-``extras["background.codes"]`` -- the input of the triplet loss's ``mining = "fg_bg"`` (fdhmfe.md §3).
+``extras["background.codes"]`` -- the input of the triplet loss's ``mining = "fg_bg"`` (docs/methods/fdhmfe.md).
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """Binary linear codes behind HHF's τ for 257-1024 classes, built from their generator polynomials.
 
 HHF takes τ = 1 - 2 d / L from the minimum distance d of a binary linear [L, m] code, m = ceil(log2 C)
-(losses.md §8; the official ``codetable.xlsx`` covers m = 7, 8 only). For m = 9 (VegFru, 292 classes) and
-m = 10 (NABirds, 555 classes) hashkit uses the best codes it can build and verify, each an m-dimensional
-subcode (the first m generator rows) of a code built here:
+(Xu et al. 2022; the table hashkit takes from its official ``codetable.xlsx`` covers m = 7, 8 only). For
+m = 9 (VegFru, 292 classes) and m = 10 (NABirds, 555 classes) hashkit uses the best codes it can build and
+verify, each an m-dimensional subcode (the first m generator rows) of a code built here:
 
 - L = 12: the even-weight code [12, 11, 2]. d = 2 is optimal for m >= 9: a [12, m, 3] code needs
   2^(12 - m) >= 1 + 12 (Hamming bound).

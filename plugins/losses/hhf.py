@@ -10,12 +10,12 @@ With ``cos`` the cosine of code ``u_x`` and proxy ``p`` (one learnable proxy per
 τ (``tau``; default: from :func:`hhf_tau`) is the cosine of the best achievable minimum distance of a binary
 code with ``m = ceil(log2 C)`` information bits: ``τ = 1 - 2 d_min / L``. Sources, in order:
 
-1. the official ``codetable.xlsx`` (losses.md §8): m = 7 (65-128 classes) and m = 8 (129-256 classes) at
+1. the official ``codetable.xlsx``: m = 7 (65-128 classes) and m = 8 (129-256 classes) at
    12/24/32/48 bits;
 2. m = 9 (257-512 classes, VegFru) and m = 10 (513-1024, NABirds) at 12/24/32/48 bits: linear codes hashkit
    builds from generator polynomials (even-weight, extended Golay, extended BCH, punctured extended BCH;
    :mod:`hashkit_plugins.losses._linear_codes`), minimum distances verified exhaustively in the tests;
-3. any other (L, C): the substitution rule of losses.md §8 [inferred design], ``d_min`` of hashkit's centre
+3. any other (L, C): hashkit's substitution rule [inferred design], ``d_min`` of hashkit's centre
    codebook (``hash_centers.build_centers``: Hadamard/Paley rows, then greedy balanced codes).
 """
 

@@ -18,7 +18,7 @@ Mining (losses.md §10):
   fraction of the valid triplets);
 - ``semi_hard`` (FaceNet, as in TensorFlow Addons): per positive pair the closest negative farther than the
   positive, or the farthest negative when there is none; mean over the positive pairs;
-- ``fg_bg`` (FDH-MFE's foreground/background contrast, fdhmfe.md §3 [inferred design]): per anchor the
+- ``fg_bg`` (FDH-MFE's foreground/background contrast, docs/methods/fdhmfe.md [inferred design]): per anchor the
   farthest positive, and as the negative the anchor's own background code ``b_a`` (read from ``background``,
   default ``extras.background.codes``: ``background_suppression`` with ``background_view = true``):
   ``t = d(a, p) - d(a, b_a) + m``; mean over the anchors that have a positive. The background code gets
