@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from hashkit.codes.packing import pack_codes, to_words
 from hashkit.errors import ContractError
-from hashkit.evaluation import average_precision, hamming_ranks
+from hashkit.evaluation import hamming_ranks
 from hashkit.evaluation.average_precision import hamming_kernel, packed_hamming_block_stats
 
 needs_numba = pytest.mark.skipif(not hamming_ranks.AVAILABLE, reason="numba (the fast extra) is not installed")
@@ -81,7 +81,7 @@ def test_kernel_choice(monkeypatch):
     with pytest.raises(ContractError, match="HASHKIT_HAMMING_KERNEL"):
         hamming_kernel()
     # without numba: auto falls back to numpy, an explicit request is a clear error
-    monkeypatch.setattr(average_precision.hamming_ranks, "AVAILABLE", False)
+    monkeypatch.setattr(hamming_ranks, "AVAILABLE", False)
     monkeypatch.delenv("HASHKIT_HAMMING_KERNEL")
     assert hamming_kernel() == "numpy"
     with pytest.raises(ContractError, match="numba is not installed"):

@@ -33,7 +33,6 @@ import numpy as np
 
 from hashkit.codes.packing import hamming_distances
 from hashkit.errors import ContractError
-from hashkit.evaluation import hamming_ranks
 from hashkit.evaluation.harmonic import HARMONIC_SMALL, harmonic_difference
 
 __all__ = ["BlockStats", "HAMMING_KERNELS", "hamming_block_stats", "hamming_kernel", "harmonic_difference",
@@ -191,12 +190,14 @@ def hamming_kernel(backend: str | None = None) -> str:
     if choice not in HAMMING_KERNELS:
         raise ContractError(f"Hamming kernel must be one of {HAMMING_KERNELS}, found {choice!r} "
                             f"(HASHKIT_HAMMING_KERNEL or backend=)")
+    if choice == "numpy":
+        return choice
+    from hashkit.evaluation import hamming_ranks  # imports numba (seconds) on the first Hamming evaluation only
+
     if choice == "numba" and not hamming_ranks.AVAILABLE:
         raise ContractError("the numba Hamming kernel was requested but numba is not installed "
                             "(pip install 'hashkit[fast]')")
-    if choice == "auto":
-        return "numba" if hamming_ranks.AVAILABLE else "numpy"
-    return choice
+    return "numba" if hamming_ranks.AVAILABLE else "numpy"
 
 
 def packed_hamming_block_stats(query_words: np.ndarray, database_words: np.ndarray, num_bits: int,
@@ -216,7 +217,9 @@ def packed_hamming_block_stats(query_words: np.ndarray, database_words: np.ndarr
     starts = np.zeros(b + 1, dtype=np.int64)
     np.cumsum(counts, out=starts[1:])
     ks = list(ks)
-    hist, hist_rel, num_rel, ap_sum, hits, ap_k, tie_total, tie_hits, tie_k = hamming_ranks.relevant_rank_stats(
+    from hashkit.evaluation.hamming_ranks import relevant_rank_stats
+
+    hist, hist_rel, num_rel, ap_sum, hits, ap_k, tie_total, tie_hits, tie_k = relevant_rank_stats(
         query_words, database_words, num_bits, starts, cols, np.asarray(ks, dtype=np.int64), drop_last_item,
         HARMONIC_SMALL)
     return BlockStats(num_rel, ap_sum, tie_total, dict(zip(ks, hits)), dict(zip(ks, ap_k)), dict(zip(ks, tie_hits)),
