@@ -119,19 +119,18 @@ class KnnGraphAggregation(Aggregation):
 
 def build_knn_graph(cfg: KnnGraphConfig, ctx: BuildContext) -> KnnGraphAggregation:
     """Parts as graph nodes, dynamic kNN graph + EdgeConv layers (GDF-Net GSRR), optionally fused with BAP."""
-    if ctx.in_spec is None:
-        raise ContractError("knn_graph needs the input feature spec (channels)")
+    channels = ctx.input_channels("knn_graph")
     if ctx.num_maps < 1:
         raise ContractError("knn_graph needs attention maps as graph nodes: add an attention component with maps "
                             "(e.g. attention_parts or sem) to [[model.attention]]")
     if cfg.k > ctx.num_maps:
         raise ContractError(f"knn_graph k = {cfg.k} exceeds the {ctx.num_maps} nodes (attention maps) per image")
-    agg = KnnGraphAggregation(cfg, ctx.in_spec.channels, ctx.num_maps)
+    agg = KnnGraphAggregation(cfg, channels, ctx.num_maps)
     dims = sum(agg.descriptor_dims.values())
     if cfg.warn_hash_weights and ctx.code_length and dims * ctx.code_length > cfg.warn_hash_weights:
-        warnings.warn(f"knn_graph: the descriptor has {dims:,} dims ({ctx.num_maps} maps x {ctx.in_spec.channels} "
-                      f"channels), so a linear hash layer at {ctx.code_length} bits has {dims * ctx.code_length:,} "
-                      f"weights; reduce the attention's num_maps or set hidden (warn_hash_weights = "
+        warnings.warn(f"knn_graph: the descriptor has {dims:,} dims ({ctx.num_maps} maps x {channels} channels), "
+                      f"so a linear hash layer at {ctx.code_length} bits has {dims * ctx.code_length:,} weights; "
+                      f"reduce the attention's num_maps or set hidden (warn_hash_weights = "
                       f"{cfg.warn_hash_weights:,})", UserWarning, stacklevel=2)
     return agg
 
