@@ -23,6 +23,9 @@ Size: the fused descriptor has ``D = M·C + layers·C'·M`` dimensions (3·M·C 
 M = 32), and a linear hash layer on it ``D·L`` weights (3.5 M at L = 48). Building warns (``UserWarning``)
 when ``D·L`` exceeds ``warn_hash_weights`` (e.g. ResNet-50's C = 2048 at M = 32: 196,608 dims, 9.4 M weights
 at 48 bits); reduce the attention's ``num_maps`` or set ``hidden``.
+
+Not exportable to ONNX (``onnx_export_blocker``): torch.onnx has no conversion for the kNN search's
+``torch.cdist``. The EdgeConv layers themselves export.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ from torch_geometric.nn import EdgeConv
 
 from hashkit.errors import ContractError
 from hashkit.interfaces import Aggregation, AggregationInput, AggregationOutput, BuildContext
-from hashkit_plugins.aggregation._knn import knn_edge_index
+from hashkit_plugins.aggregation._knn import KNN_EXPORT_BLOCKER, knn_edge_index
 from hashkit_plugins.aggregation._parts import part_features, signed_sqrt_l2
 from hashkit_plugins.aggregation.bilinear_pooling import maps_example
 
@@ -85,6 +88,10 @@ class KnnGraphAggregation(Aggregation):
         dims = {"bap": num_maps * channels} if cfg.include_bap else {}
         dims["graph"] = cfg.layers * width * num_maps
         self.descriptor_dims = dims
+
+    def onnx_export_blocker(self) -> str:
+        """Read by ``hashkit export``: the neighbour search cannot be converted."""
+        return KNN_EXPORT_BLOCKER
 
     def graph_layers(self, nodes: Tensor) -> list[Tensor]:
         """``(B, M, C) -> [(B, M, C')] * layers``, the outputs of each EdgeConv layer."""
