@@ -21,6 +21,9 @@ The kernel needs numba (the ``fast`` extra). :data:`AVAILABLE` says whether it c
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
 
 from hashkit.evaluation.harmonic import digamma_difference
@@ -33,6 +36,9 @@ except ImportError:  # pragma: no cover - exercised only without numba
     numba = None
 
 AVAILABLE = numba is not None
+# numba's on-disk cache (compiled once, then loaded in ~0.3 s) needs a writable place: next to this file or
+# NUMBA_CACHE_DIR. Without one, caching is off and each process compiles (~3 s) instead of failing to import.
+_CACHE = bool(os.environ.get("NUMBA_CACHE_DIR")) or os.access(Path(__file__).parent, os.W_OK)
 
 __all__ = ["AVAILABLE", "relevant_rank_stats"]
 
@@ -75,7 +81,7 @@ if AVAILABLE:
             total += lanes[t, d]
         return total
 
-    @numba.njit(nogil=True, cache=True)
+    @numba.njit(nogil=True, cache=_CACHE)
     def _count_run(qw, i, run, words, lanes):  # pragma: no cover - compiled
         """Add the distances of query ``i`` to the database items ``run`` (a slice) to the lane histograms.
 
@@ -92,7 +98,7 @@ if AVAILABLE:
             lanes[0, _distance(qw, i, run, j, words)] += 1
             j += 1
 
-    @numba.njit(nogil=True, cache=True)
+    @numba.njit(nogil=True, cache=_CACHE)
     def _kernel(qw, dw, starts, cols, num_bits, ks, drop_last_item, harmonic,
                 hist, hist_rel, num_rel, ap_sum, hits, ap_sum_k, tie_sum, tie_hits, tie_sum_k):  # pragma: no cover
         b, words = qw.shape
