@@ -10,8 +10,8 @@ With ``cos`` the cosine of code ``u_x`` and proxy ``p`` (one learnable proxy per
 τ (``tau``; default: from :func:`hhf_tau`) is the cosine of the best achievable minimum distance of a binary
 code with ``m = ceil(log2 C)`` information bits: ``τ = 1 - 2 d_min / L``. Sources, in order:
 
-1. the official ``codetable.xlsx``: m = 7 (65-128 classes) and m = 8 (129-256 classes) at
-   12/24/32/48 bits;
+1. the official ``codetable.xlsx`` (JerryXu0129/HHF @ 7cf5ab6c): m = 7 (65-128 classes) and m = 8
+   (129-256 classes) at 12/24/32/48 bits;
 2. m = 9 (257-512 classes, VegFru) and m = 10 (513-1024, NABirds) at 12/24/32/48 bits: linear codes hashkit
    builds from generator polynomials (even-weight, extended Golay, extended BCH, punctured extended BCH;
    :mod:`hashkit_plugins.losses._linear_codes`), minimum distances verified exhaustively in the tests;
@@ -37,7 +37,7 @@ from hashkit_plugins.losses._proxies import (
 from hashkit_plugins.losses._linear_codes import CONSTRUCTED_DMIN, construction
 from hashkit_plugins.losses.hash_centers import build_centers, min_pairwise_distance
 
-#: best minimum distance d_min of a binary code [L, m] (HHF codetable.xlsx, losses.md §8): {m: {L: d_min}}
+#: best minimum distance d_min of a binary code [L, m] (HHF codetable.xlsx): {m: {L: d_min}}
 CODE_TABLE_DMIN: dict[int, dict[int, int]] = {
     7: {12: 4, 24: 10, 32: 14, 48: 22},
     8: {12: 3, 24: 8, 32: 12, 48: 20},
