@@ -1,4 +1,5 @@
-"""``refine_branches``: SEMICON's global and local refine branches (aassxun/SEMICON @ 885cbfe0).
+"""``refine_branches``: SEMICON's global and local refine branches (aassxun/SEMICON @ 885cbfe0,
+``models/SEMICON.py``).
 
 Two fresh copies of a later backbone stage (``stage``, default ``layer4``) are built with the backbone's
 stage builder (``ctx.stage_builder``); the nested channel interaction ``interaction`` (ICON for SEMICON:
@@ -194,7 +195,7 @@ def stage_copy_example(num_maps: int, config: dict | None = None, context: dict 
     """A conformance example for aggregations that copy a backbone stage: tiny_cnn (width 4, 3 blocks) up to
     stage3 (16 channels, 8x8 maps), ``num_maps`` random maps, stage4 copies, ``config`` added to
     ``{"stage": "stage4"}`` and the batch ``context``."""
-    from hashkit.components import make_component
+    from hashkit.assemble import make_component
     from hashkit.testing import ComponentExample
 
     backbone = make_component("backbone", "tiny_cnn", {"width": 4, "blocks": 3, "until": "stage3"})
@@ -209,8 +210,10 @@ def stage_copy_example(num_maps: int, config: dict | None = None, context: dict 
 
 def _example():
     def check(comp, out):
-        assert list(out.descriptors) == ["global", "local1", "local2", "local3"]
-        assert sum(isinstance(m, nn.Module) and type(m).__name__ == "ICON" for m in comp.refine_local.modules()) == 2
+        names = list(out.descriptors)
+        expect(names == ["global", "local1", "local2", "local3"], f"descriptors {names}")
+        icons = sum(type(m).__name__ == "ICON" for m in comp.refine_local.modules())
+        expect(icons == 2, f"the local stage copy holds {icons} ICONs, expected one per insertion point (2)")
 
     return stage_copy_example(3, {"interaction": {"name": "icon"}}, check=check)
 

@@ -15,7 +15,7 @@ At resnet50's layer3 (C = 1024): 1024 -> 256 -> 64 channels, 1,471,296 parameter
 from __future__ import annotations
 
 from torch import nn
-from torchvision.models.resnet import Bottleneck, conv1x1
+from hashkit_plugins.resnet_blocks import Bottleneck, conv1x1
 
 from hashkit.errors import ContractError
 

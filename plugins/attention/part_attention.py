@@ -23,7 +23,7 @@ from typing import Literal
 
 import attrs
 from torch import Tensor, nn
-from torchvision.models.resnet import conv1x1
+from hashkit_plugins.resnet_blocks import conv1x1
 
 from hashkit.errors import ContractError
 from hashkit.interfaces import Attention, AttentionOutput, BuildContext
