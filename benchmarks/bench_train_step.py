@@ -4,11 +4,16 @@ several recipes in the same run, and print each one's time next to the first rec
 Each model is built from its recipe through the registry with random init (no weights file needed), at one
 code length and ``--classes`` classes; the protocol is set up on synthetic single-label training labels of
 ``--train`` items (CUB-200-2011: 5,994 items, 200 classes) and the losses get the protocol state of a batch
-drawn from its first round, as in training (ADSH's B and S, the proxy-code targets, ...). Two-view methods
-(FISH's hidden image, CHN's zoom) run both forwards. The optimiser is the recipe's.
+drawn from a round, as in training (ADSH's B and S, the proxy-code targets, ...); the model's aggregation gets
+the same state as its context (ExchNet's class anchors). ``--round last`` (default) draws the batch from the
+recipe's last round, so every term a schedule turns on later (A2-Net's reconstruction and decorrelation,
+ExchNet's exchange and alignment) runs; embeddings a protocol asks for by then (ExchNet's class anchors) are
+random rows of the right width. Two-view methods (FISH's hidden image, CHN's zoom) run both forwards. The
+optimiser is the recipe's.
 
     OMP_NUM_THREADS=2 python benchmarks/bench_train_step.py                       # 224 px, batch 16, CPU
     OMP_NUM_THREADS=1 python benchmarks/bench_train_step.py --size 112 --steps 1 --recipes semicon fish
+    OMP_NUM_THREADS=2 python benchmarks/bench_train_step.py --recipes semicon a2net exchnet agmh dahnet
 
 Prints seconds per step, images per second and the ratio to the first recipe; timings on a shared machine
 are noisy (compare ratios from the same run).
@@ -46,7 +51,13 @@ def setup(recipe_name: str, args):
     g = torch.Generator().manual_seed(0)
     labels = F.one_hot(torch.arange(args.train) % C, C).float()
     protocol.setup(labels, g)
-    order = protocol.begin_round(0, g)
+    last = max(int(getattr(recipe.protocol.config, "rounds", 1)) - 1, 0)
+    round_index = last if args.round == "last" else min(int(args.round), last)
+    wanted = protocol.embedding_request(round_index, g)
+    if wanted is not None:  # random stand-ins for the embeddings the trainer would compute
+        width = model.descriptor_dim if getattr(protocol, "embedding_output", "codes") == "descriptor" else L
+        protocol.refresh_embeddings(wanted, torch.randn(len(wanted), width, generator=g).abs())
+    order = protocol.begin_round(round_index, g)
     indices = order[: args.batch]
     optimizer = build_optimizer([*model.named_parameters(), *(("losses." + n, p) for n, p in losses.named_parameters())],
                                 recipe.optimizer)
@@ -62,10 +73,11 @@ def bench(recipe_name: str, args) -> dict:
     losses.train()
 
     def step():
-        out = model(x)
+        state = protocol.batch_state(indices)
+        out = model(x, context=state)
         inputs = LossInputs(codes=out.codes, logits=out.logits, descriptor=out.descriptor,
                             class_logits=out.class_logits, labels=labels, indices=indices, extras=out.extras,
-                            protocol=protocol.batch_state(indices))
+                            protocol=state)
         res = losses(inputs)
         optimizer.zero_grad(set_to_none=True)
         res.value.backward()
@@ -85,7 +97,8 @@ def bench(recipe_name: str, args) -> dict:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--recipes", nargs="+", default=["semicon", "fish", "chn", "dpah", "dcdh"])
+    p.add_argument("--recipes", nargs="+",
+                   default=["semicon", "fish", "chn", "dpah", "dcdh", "a2net", "exchnet", "agmh", "dahnet"])
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--size", type=int, default=224)
     p.add_argument("--steps", type=int, default=3, help="timed steps (after --warmup)")
@@ -93,6 +106,7 @@ def main(argv=None) -> int:
     p.add_argument("--code-length", type=int, default=48)
     p.add_argument("--classes", type=int, default=200)
     p.add_argument("--train", type=int, default=5994, help="training items (CUB-200-2011: 5994)")
+    p.add_argument("--round", default="last", help="protocol round the batch comes from: 'last' or an index")
     args = p.parse_args(argv)
     sys.path.insert(0, str(ROOT))
     print(f"train step on the CPU ({torch.get_num_threads()} threads), {args.code_length} bits, batch {args.batch}, "

@@ -1,45 +1,21 @@
 """Test helpers for FISH, CHN, DPAH and DCDH: the reference models' state-dict tables (names and shapes written
-from the specs' tables, not read from any checkpoint) and slow literal transcriptions of the image operations
-the reference code uses (bilinear resizing with align_corners, grid sampling), in float64 numpy."""
+with reference_shapes.py's helpers, not read from any checkpoint) and slow literal transcriptions of the image
+operations the reference code uses (bilinear resizing with align_corners, grid sampling), in float64 numpy."""
 
 from __future__ import annotations
 
 import copy
 import math
-from functools import lru_cache
 from types import SimpleNamespace
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-import torchvision
+
+from reference_shapes import bn, linear, resnet_shapes
 
 
 # ------------------------------------------------------------------------------------- state-dict tables
-@lru_cache(maxsize=None)
-def _torchvision_shapes(depth: int) -> tuple[tuple[str, tuple[int, ...]], ...]:
-    with torch.device("meta"):  # names and shapes only: no memory, no init
-        net = getattr(torchvision.models, f"resnet{depth}")(weights=None)
-    return tuple((k, tuple(v.shape)) for k, v in net.state_dict().items())
-
-
-def resnet_shapes(prefix: str, depth: int = 50, fc: tuple[int, int] | None = None) -> dict[str, tuple[int, ...]]:
-    """torchvision ResNet names under ``prefix`` (its ``fc`` left out, or given the shape ``fc`` (out, in))."""
-    shapes = {f"{prefix}{k}": s for k, s in _torchvision_shapes(depth) if not k.startswith("fc.")}
-    if fc is not None:
-        shapes |= {f"{prefix}fc.weight": fc, f"{prefix}fc.bias": (fc[0],)}
-    return shapes
-
-
-def bn(prefix: str, c: int) -> dict[str, tuple[int, ...]]:
-    return {f"{prefix}.weight": (c,), f"{prefix}.bias": (c,), f"{prefix}.running_mean": (c,),
-            f"{prefix}.running_var": (c,), f"{prefix}.num_batches_tracked": ()}
-
-
-def linear(prefix: str, out: int, inp: int) -> dict[str, tuple[int, ...]]:
-    return {f"{prefix}.weight": (out, inp), f"{prefix}.bias": (out,)}
-
-
 def fish_shapes(L: int, C: int) -> dict[str, tuple[int, ...]]:
     """models/fish.py: resnet50 under ``model.`` with fc (C x 2048) and b (L x C): 322 keys."""
     return resnet_shapes("model.", fc=(C, 2048)) | linear("model.b", L, C)
@@ -68,24 +44,6 @@ def dpah_shapes(L: int, C: int) -> dict[str, tuple[int, ...]]:
 def dcdh_shapes(L: int) -> dict[str, tuple[int, ...]]:
     """models/dcdh.py: local resnet50 (with its 1000-way fc) under ``model.``, hash = Linear + BatchNorm1d: 327 keys."""
     return resnet_shapes("model.", fc=(1000, 2048)) | linear("hash.0", L, 2048) | bn("hash.1", L)
-
-
-def parameter_count(shapes: dict[str, tuple[int, ...]]) -> int:
-    buffers = ("running_mean", "running_var", "num_batches_tracked")
-    return sum(math.prod(s) for k, s in shapes.items() if not k.endswith(buffers))
-
-
-def random_state(shapes: dict[str, tuple[int, ...]], seed: int = 0) -> dict[str, torch.Tensor]:
-    g = torch.Generator().manual_seed(seed)
-    state = {}
-    for k, s in shapes.items():
-        if k.endswith("num_batches_tracked"):
-            state[k] = torch.randint(0, 100, s, generator=g)
-        elif k.endswith("running_var"):
-            state[k] = torch.rand(s, generator=g) + 0.5
-        else:
-            state[k] = torch.randn(s, generator=g) * 0.05
-    return state
 
 
 # ------------------------------------------------------------------------------------- image operations

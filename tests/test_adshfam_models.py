@@ -15,8 +15,8 @@ import hashkit
 from hashkit.assemble import make_component
 from hashkit.errors import CheckpointError
 from hashkit.interfaces import BuildContext, FeatureSpec
-from reference_shapes import (attention_trunk_shapes, bn, bottleneck, layer4_shapes, param_count, random_state,
-                              resnet50_shapes)
+from reference_shapes import (attention_trunk_shapes, bn, bottleneck, layer4_shapes, parameter_count, random_state,
+                              resnet_shapes)
 
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"
 NO_WEIGHTS = {"model.backbone.weights": "none"}
@@ -42,7 +42,7 @@ def _one_shot_attention(M: int) -> dict[str, tuple[int, ...]]:
 
 def _skeleton(M: int) -> dict[str, tuple[int, ...]]:
     """backbone + refine_global + refine_local + one-shot attention: A2-Net's and ExchNet's shared part."""
-    return (resnet50_shapes("backbone.", with_layer4=False) | layer4_shapes("refine_global.layer4")
+    return (resnet_shapes("backbone.", layer4=False) | layer4_shapes("refine_global.layer4")
             | layer4_shapes("refine_local.layer4") | _one_shot_attention(M))
 
 
@@ -79,7 +79,7 @@ def _siea(prefix: str) -> dict[str, tuple[int, ...]]:
 
 
 def agmh_reference(L: int) -> dict[str, tuple[int, ...]]:
-    shapes = {"hash_map": (L, 3072)} | resnet50_shapes("backbone.", with_layer4=True)
+    shapes = {"hash_map": (L, 3072)} | resnet_shapes("backbone.")
     for k in range(6):
         shapes |= {f"refine.conv_list.{k}.0.weight": (512, 2048, 1, 1), f"refine.conv_list.{k}.0.bias": (512,),
                    **bn(f"refine.conv_list.{k}.1", 512)}
@@ -100,7 +100,7 @@ def _cfm(prefix: str) -> dict[str, tuple[int, ...]]:
 def dahnet_reference(L: int, C: int) -> dict[str, tuple[int, ...]]:
     glob = L - 3 * (L // 6)
     shapes = {"W_G": (glob, 2048), **{f"W_L{k}": (L // 6, 2048) for k in (1, 2, 3)}}
-    shapes |= resnet50_shapes("backbone.", with_layer4=False)
+    shapes |= resnet_shapes("backbone.", layer4=False)
     for branch in ("stripconv", "stripconv_h"):
         shapes |= {f"attention.{branch}.0.weight": (1, 1024, 1, 1), f"attention.{branch}.0.bias": (1,),
                    **bn(f"attention.{branch}.1", 1)}
@@ -120,13 +120,13 @@ def dahnet_reference(L: int, C: int) -> dict[str, tuple[int, ...]]:
 def test_reference_tables_match_the_published_counts(table, keys, params):
     """The tables written above reproduce the reference models' key counts and parameter counts."""
     shapes = table()
-    assert len(shapes) == keys and param_count(shapes) == params
+    assert len(shapes) == keys and parameter_count(shapes) == params
 
 
 # ---------------------------------------------------------------------------------------- models
 @pytest.fixture(scope="module")
 def a2net12():
-    return _model("a2net", 12, **{"model.attention[0].num_maps": "code_length"})
+    return _model("a2net-dsh", 12)  # M = L, the DSH_Analysis model
 
 
 @pytest.fixture(scope="module")
@@ -179,38 +179,46 @@ def test_exchnet_agmh_dahnet_counts(exchnet12, agmh48, dahnet12):
     ("dahnet", "dahnet12", lambda: dahnet_reference(12, 190)),
 ])
 def test_reference_checkpoint_loads_one_to_one(method, fixture, table, request, tmp_path):
-    from hashkit_plugins.dsh_compat import hashkit_name, load_reference_checkpoint, to_reference_state_dict
+    import importlib
+
+    loader = importlib.import_module(f"hashkit_plugins.reference_checkpoints.{method}")
+    names = loader.NAMES
+
+    def hashkit_name(reference: str) -> str | None:
+        name = names.hashkit_name(reference)
+        return None if name is None or names.ignored(reference) else name.removeprefix("model.")
 
     model = request.getfixturevalue(fixture)
     shapes = table()
     own = model.state_dict()
-    kept = {k: s for k, s in shapes.items() if hashkit_name(method, k) is not None}
+    kept = {k: s for k, s in shapes.items() if hashkit_name(k) is not None}
     dropped = set(shapes) - set(kept)
     assert dropped == ({k for k in shapes if k.startswith(("encoder", "netG"))} if method == "a2net" else set())
     assert len(kept) == len(own)
-    assert {hashkit_name(method, k): s for k, s in kept.items()} == {k: tuple(v.shape) for k, v in own.items()}
+    assert {hashkit_name(k): s for k, s in kept.items()} == {k: tuple(v.shape) for k, v in own.items()}
 
     state = random_state(shapes)
     source = {f"module.{k}": v for k, v in state.items()}  # a DataParallel checkpoint
     if method == "exchnet":  # one file through the weights_only reader
         torch.save(source, tmp_path / "model.pth")
         source = tmp_path / "model.pth"
-    load_reference_checkpoint(model, source, method)
+    ignored = loader.load_checkpoint(model, source)
+    assert {k.removeprefix("module.") for k in ignored} == dropped
     own = model.state_dict()
     for k in kept:
-        assert torch.equal(own[hashkit_name(method, k)], state[k]), k
-    back = to_reference_state_dict(model, method)
+        assert torch.equal(own[hashkit_name(k)], state[k]), k
+    back = loader.to_reference(model)
     assert set(back) == set(kept) and all(torch.equal(back[k], state[k]) for k in kept)
 
     first = next(iter(kept))
     with pytest.raises(CheckpointError, match="missing"):
-        load_reference_checkpoint(model, {k: v for k, v in state.items() if k != first}, method)
+        loader.load_checkpoint(model, {k: v for k, v in state.items() if k != first})
     with pytest.raises(CheckpointError, match="fc.weight"):
-        load_reference_checkpoint(model, state | {"fc.weight": torch.zeros(3)}, method)
+        loader.load_checkpoint(model, state | {"fc.weight": torch.zeros(3)})
     bad = dict(state)
     bad[first] = torch.zeros(1)
     with pytest.raises(CheckpointError, match="shape"):
-        load_reference_checkpoint(model, bad, method)
+        loader.load_checkpoint(model, bad)
 
 
 # ------------------------------------------------------------------------------- pretrained layouts
@@ -306,3 +314,8 @@ def test_recipe_show_prints_the_reference_count(capsys):
     assert main(["recipe", "show", "exchnet", "--code-length", "48", "--set", "model.backbone.weights=none"]) == 0
     out = capsys.readouterr().out
     assert "parameters_48_bits = 40435896" in out and "40,435,896" in out
+    # the others' reference counts (the tables above; the built models' counts are checked in the count tests)
+    for recipe, table in (("a2net-dsh", a2net_reference(48, 48, False)), ("agmh", agmh_reference(48)),
+                          ("dahnet", dahnet_reference(48, 190))):
+        assert main(["recipe", "show", recipe, "--no-model"]) == 0
+        assert f"parameters_48_bits = {parameter_count(table)}\n" in capsys.readouterr().out, recipe

@@ -25,6 +25,33 @@ def _close(a, b, tol=1e-5):
     return all(torch.allclose(x, y, atol=tol, rtol=tol) for x, y in zip(a, b))
 
 
+# -------------------------------------------------------------------------------------- part attention
+@pytest.mark.parametrize("train", [True, False])
+def test_part_attention_matches_reference(train):
+    """models/A_2_net.py / exchnet.py: attention.layer4 = SEM's trunk, then Conv1x1 64 -> M, BN(M), ReLU, all M
+    maps at once; the features pass unchanged. Written with functional ops on the module's weights."""
+    att = make_component("attention", "part_attention", {"num_maps": "code_length"},
+                         BuildContext(in_spec=FeatureSpec(64, 16), code_length=5)).train(train)
+    ref = copy.deepcopy(att)
+    x = torch.randn(2, 64, 6, 6, requires_grad=True)
+    xr = x.detach().clone().requires_grad_()
+    out = att(x)
+    conv, bn = ref.head[0], ref.head[1]
+    lit = F.relu(F.batch_norm(F.conv2d(ref.trunk(xr), conv.weight), bn.running_mean, bn.running_var, bn.weight,
+                              bn.bias, training=train, momentum=0.1, eps=1e-5))
+    assert out.features is x and out.maps.shape == (2, 5, 6, 6) and att.map_names[-1] == "part5"
+    assert torch.allclose(out.maps, lit, atol=1e-5)
+    r = torch.randn_like(lit)
+    (out.maps * r).sum().backward()
+    (lit * r).sum().backward()
+    assert torch.allclose(x.grad, xr.grad, atol=1e-5)
+    assert _close([p.grad for p in att.parameters()], [p.grad for p in ref.parameters()], 1e-4)
+    skip = "head.1.num_batches_tracked"  # F.batch_norm leaves the counter alone
+    assert _close([b.float() for n, b in att.named_buffers() if n != skip],
+                  [b.float() for n, b in ref.named_buffers() if n != skip])
+    assert conv.bias is None and sum(p.numel() for p in att.head.parameters()) == (64 // 16) * 5 + 2 * 5  # conv C/16 -> M, BN weight and bias
+
+
 # ------------------------------------------------------------------------------------------ FESM
 def reference_fesm_call(mod, fm, k=2):
     """One FESM call as models/DAHNET.py writes it (split, per-stripe conv, pooled softmax, repeat, loop)."""

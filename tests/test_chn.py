@@ -15,8 +15,8 @@ import torch.nn.functional as F
 import torchvision
 
 import hashkit
-from dsh_reference import (bilinear_align_corners, chn_shapes, demo_training_step, grid_sample_literal,
-                           parameter_count, random_state)
+from dsh_reference import bilinear_align_corners, chn_shapes, demo_training_step, grid_sample_literal
+from reference_shapes import parameter_count, random_state
 from hashkit.assemble import build_losses, build_model, make_component
 from hashkit.errors import CheckpointError
 from hashkit.interfaces import AggregationInput, BuildContext, FeatureSpec, LossInputs

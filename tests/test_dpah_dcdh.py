@@ -13,7 +13,8 @@ import torch.nn.functional as F
 import torchvision
 
 import hashkit
-from dsh_reference import dcdh_shapes, dpah_shapes, parameter_count, random_state
+from dsh_reference import dcdh_shapes, dpah_shapes
+from reference_shapes import parameter_count, random_state
 from hashkit.assemble import build_losses, build_model, make_component
 from hashkit.codes.binarize import binarize
 from hashkit.interfaces import BuildContext, LossInputs

@@ -13,8 +13,8 @@ import torch.nn.functional as F
 import torchvision
 
 import hashkit
-from dsh_reference import (bilinear_align_corners, demo_training_step, fish_shapes, parameter_count, random_state,
-                           resnet_shapes)
+from dsh_reference import bilinear_align_corners, demo_training_step, fish_shapes
+from reference_shapes import parameter_count, random_state, resnet_shapes
 from hashkit.assemble import build_model, make_component
 from hashkit.errors import CheckpointError, ContractError
 from hashkit.interfaces import BuildContext, FeatureSpec

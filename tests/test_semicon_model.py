@@ -13,7 +13,7 @@ import hashkit
 from hashkit.assemble import build, make_component
 from hashkit.errors import CheckpointError, ContractError, RecipeError
 from hashkit.interfaces import BuildContext
-from reference_shapes import attention_trunk_shapes, bn, bottleneck, param_count, random_state, resnet50_shapes
+from reference_shapes import attention_trunk_shapes, bn, bottleneck, parameter_count, random_state, resnet_shapes
 
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"
 NO_WEIGHTS = {"model.backbone.weights": "none"}
@@ -34,7 +34,7 @@ def _icon(prefix: str, c: int = 2048, groups: int = 32):
 def official_semicon_shapes(L_G: int, L_L: int) -> dict[str, tuple[int, ...]]:
     """The official SEMICON state dict's names and shapes, written from the official
     models/SEMICON.py (aassxun/SEMICON @ 885cbfe0)."""
-    shapes = resnet50_shapes("backbone.", with_layer4=False)
+    shapes = resnet_shapes("backbone.", layer4=False)
     for branch in ("refine_global", "refine_local"):
         p = f"{branch}.layer4"
         shapes |= bottleneck(f"{p}.0", 1024, 512, 2048, True) | bottleneck(f"{p}.1", 2048, 512, 2048, False)
@@ -62,18 +62,18 @@ def test_recipe_composes_semicon_from_registered_components(semicon48):
 
 
 def test_parameter_count_and_official_names(semicon48):
-    from hashkit_plugins.semicon_compat import official_name
+    from hashkit_plugins.reference_checkpoints.semicon import NAMES
 
     own = semicon48.state_dict()
     assert sum(p.numel() for p in semicon48.parameters()) == 42_467_398
     official = official_semicon_shapes(24, 8)
     assert len(official) == 502 == len(own)
-    mapped = {official_name(k): tuple(v.shape) for k, v in own.items()}
+    mapped = {NAMES.reference_name(f"model.{k}"): tuple(v.shape) for k, v in own.items()}
     assert None not in mapped and len(mapped) == len(own)  # one-to-one
     assert mapped == official
-    assert param_count(official, "backbone.") == 8_543_296
-    assert param_count(official, "refine_global.") == param_count(official, "refine_local.") == 16_177_152
-    assert param_count(official, "attention.") == 1_471_494
+    assert parameter_count(official, "backbone.") == 8_543_296
+    assert parameter_count(official, "refine_global.") == parameter_count(official, "refine_local.") == 16_177_152
+    assert parameter_count(official, "attention.") == 1_471_494
 
 
 @pytest.mark.parametrize("L,total", [(12, 42_393_670), (32, 42_434_630)])
@@ -85,28 +85,28 @@ def test_parameter_count_other_lengths(semicon48, L, total):
 
 
 def test_load_official_checkpoint_roundtrip(semicon48, tmp_path):
-    from hashkit_plugins.semicon_compat import hashkit_name, load_official_checkpoint, to_official_state_dict
+    from hashkit_plugins.reference_checkpoints.semicon import NAMES, load_checkpoint, to_reference
 
     state = random_state(official_semicon_shapes(24, 8))
     path = tmp_path / "model.pth"
     torch.save(state, path)
-    load_official_checkpoint(semicon48, path)
+    assert load_checkpoint(semicon48, path) == []
     own = semicon48.state_dict()
     for k, v in state.items():
-        assert torch.equal(own[hashkit_name(k)], v), k
-    back = to_official_state_dict(semicon48)
+        assert torch.equal(own[NAMES.hashkit_name(k).removeprefix("model.")], v), k
+    back = to_reference(semicon48)
     assert set(back) == set(state) and all(torch.equal(back[k], state[k]) for k in state)
     dp = {f"module.{k}": v for k, v in state.items()}  # nn.DataParallel prefix
-    load_official_checkpoint(semicon48, dp)
+    load_checkpoint(semicon48, dp)
     bad = dict(state)
     bad["W_G"] = torch.zeros(17, 2048)
     with pytest.raises(CheckpointError, match="W_G"):
-        load_official_checkpoint(semicon48, bad)
+        load_checkpoint(semicon48, bad)
     extra = dict(state) | {"fc.weight": torch.zeros(3)}
     with pytest.raises(CheckpointError, match="fc.weight"):
-        load_official_checkpoint(semicon48, extra)
+        load_checkpoint(semicon48, extra)
     with pytest.raises(CheckpointError):
-        load_official_checkpoint(semicon48, tmp_path / "absent.pth")
+        load_checkpoint(semicon48, tmp_path / "absent.pth")
 
 
 # ----------------------------------------------------------------------------- pretrained weights

@@ -114,11 +114,13 @@ def build_attribute_grouping(cfg: AttributeGroupingConfig, ctx: BuildContext) ->
 
 
 def _example():
-    from hashkit.testing import ComponentExample
+    from hashkit.testing import ComponentExample, expect
 
     def check(comp, out):
-        assert list(out.descriptors) == [f"attr{k}" for k in range(1, 7)]
-        assert out.extras["attribute_maps"].shape == (2, 6, 8, 8)
+        names = list(out.descriptors)
+        expect(names == [f"attr{k}" for k in range(1, 7)], f"descriptors {names}, expected attr1 .. attr6")
+        shape = tuple(out.extras["attribute_maps"].shape)
+        expect(shape == (2, 6, 8, 8), f"attribute_maps {shape}, expected (2, 6, 8, 8)")
 
     return ComponentExample(config={"slots": 8}, check=check)
 

@@ -79,9 +79,13 @@ def build_exchange_branches(cfg: ExchangeBranchesConfig, ctx: BuildContext) -> E
 
 
 def _example():
+    from hashkit.testing import expect
+
     def check(comp, out):
-        assert list(out.descriptors) == ["local1", "local2", "global"]
-        assert out.extras["part_spatial"].shape == (2, 2, 16) and out.extras["part_channel"].shape == (2, 2, 32)
+        names = list(out.descriptors)
+        expect(names == ["local1", "local2", "global"], f"descriptors {names}")
+        shapes = tuple(out.extras["part_spatial"].shape), tuple(out.extras["part_channel"].shape)
+        expect(shapes == ((2, 2, 16), (2, 2, 32)), f"part_spatial, part_channel {shapes}")
 
     anchors = torch.randn(2, 96, generator=torch.Generator().manual_seed(1))
     return stage_copy_example(2, context={"anchors": anchors}, check=check)

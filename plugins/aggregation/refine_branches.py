@@ -209,6 +209,8 @@ def stage_copy_example(num_maps: int, config: dict | None = None, context: dict 
 
 
 def _example():
+    from hashkit.testing import expect
+
     def check(comp, out):
         names = list(out.descriptors)
         expect(names == ["global", "local1", "local2", "local3"], f"descriptors {names}")

@@ -119,9 +119,13 @@ def build_stage_exchange(cfg: StageExchangeConfig, ctx: BuildContext) -> StageEx
 
 
 def _example():
+    from hashkit.testing import expect
+
     def check(comp, out):
-        assert list(out.descriptors) == ["global", "local1", "local2", "local3"]
-        assert [type(m).__name__ for m in comp.refine_local.stage4] == ["_Residual", "CFM", "_Residual"]
+        names = list(out.descriptors)
+        expect(names == ["global", "local1", "local2", "local3"], f"descriptors {names}")
+        blocks = [type(m).__name__ for m in comp.refine_local.stage4]
+        expect(blocks == ["_Residual", "CFM", "_Residual"], f"local stage copy {blocks}, expected the CFM after block 0")
 
     return stage_copy_example(3, {"interaction": {"name": "cfm", "size": "dynamic"}}, check=check)
 

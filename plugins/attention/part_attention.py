@@ -23,12 +23,12 @@ from typing import Literal
 
 import attrs
 from torch import Tensor, nn
-from hashkit_plugins.resnet_blocks import conv1x1
 
 from hashkit.errors import ContractError
 from hashkit.interfaces import Attention, AttentionOutput, BuildContext
 from hashkit_plugins.attention._trunk import channel_reducing_trunk
 from hashkit_plugins.backbones.resnet import init_weights
+from hashkit_plugins.resnet_blocks import conv1x1
 
 
 @attrs.frozen

@@ -4,6 +4,10 @@ Not a component package (no hook). One module per method, each with its name map
 ``to_reference_state``; :mod:`.name_map` holds the shared mechanism. The maps assume the model (and loss)
 composed by the method's recipe (``recipes/<method>.toml``):
 
+- :mod:`.semicon` — SEMICON as its official code names it (aassxun/SEMICON @ 885cbfe0, ``models/SEMICON.py``);
+- :mod:`.a2net`, :mod:`.exchnet`, :mod:`.agmh`, :mod:`.dahnet` — the ADSH family as DSH_Analysis names it
+  (A2-Net without its unused image generators, which load and are dropped; ExchNet's names are also those of
+  ludics/fghash @ 077160f);
 - :mod:`.fish` — FISH as aassxun/DSH_Analysis @ 44271bc (``models/fish.py``) names it;
 - :mod:`.chn` — CHN (DSH_Analysis ``models/chn.py``; kaiba007/FG-CHN's Lightning checkpoints hold the same
   names under ``model.``);
