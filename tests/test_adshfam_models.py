@@ -285,6 +285,8 @@ def test_dataset_recipes_use_the_benchmark_settings(method, dataset):
     assert r.optimizer.momentum == (0.91 if method == "dahnet" else 0.9)
     for key in ("code", "parameters_48_bits"):
         assert key in r.raw["provenance"]
+    if method == "a2net":  # the benchmark's M = L (a2net-dsh.toml)
+        assert r.attention[0].config.num_maps == "code_length"
 
 
 def test_variant_and_preset_recipes():

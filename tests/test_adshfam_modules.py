@@ -49,7 +49,8 @@ def test_part_attention_matches_reference(train):
     skip = "head.1.num_batches_tracked"  # F.batch_norm leaves the counter alone
     assert _close([b.float() for n, b in att.named_buffers() if n != skip],
                   [b.float() for n, b in ref.named_buffers() if n != skip])
-    assert conv.bias is None and sum(p.numel() for p in att.head.parameters()) == (64 // 16) * 5 + 2 * 5  # conv C/16 -> M, BN weight and bias
+    head_params = sum(p.numel() for p in att.head.parameters())
+    assert conv.bias is None and head_params == (64 // 16) * 5 + 2 * 5  # conv C/16 -> M without bias, BN(M)
 
 
 # ------------------------------------------------------------------------------------------ FESM

@@ -153,21 +153,27 @@ def adsh_recipe(**sections: Any) -> dict[str, Any]:
 
 
 # -------------------------------------------------------------------------------------- reading results
-def untrained_scores(recipe, code_length: int | None) -> dict[str, dict[str, Any]]:
+def untrained_scores(recipe, code_length: int | None,
+                     kinds: tuple[str, ...] = ("encoded",)) -> dict[str, dict[str, Any]]:
     """Scores of ``recipe``'s model at initialisation, built as the trainer builds it (``tools/untrained_baseline.py``).
 
-    Keyed like a run's results (``"encoded"``, ``"descriptor"``); protocols with learned database codes are
-    not supported here (no demo test needs them).
+    Keyed like a run's results (``"encoded"``, ``"descriptor"``; ``"learned"`` when ``kinds`` has it: the
+    protocol's initial database codes, e.g. ADSH's random B, after the trainer's set-up).
     """
     from hashkit.assemble import build
     from hashkit.training.evaluate import evaluate_model
-    from hashkit.training.seeding import derive_seed, seed_globals
+    from hashkit.training.seeding import derive_seed, generator, seed_globals
 
     seed_globals(derive_seed(recipe.seed, code_length, "init"))
     built = build(recipe, code_length)
+    learned = None
+    if "learned" in kinds:
+        train_split = built.data.split("train")
+        built.protocol.setup(train_split.targets.float(), generator(recipe.seed, code_length, "setup"))
+        learned = (built.protocol.database_codes(), train_split.targets.float())
     return evaluate_model(built.model.eval(), recipe, query=built.data.split("query"),
-                          database=built.data.split("database"), learned=None, device=torch.device("cpu"),
-                          kinds=("encoded",)).scores
+                          database=built.data.split("database"), learned=learned, device=torch.device("cpu"),
+                          kinds=kinds).scores
 
 
 def final_state(run_dir: Path, code_length: int) -> dict[str, Tensor]:
