@@ -21,3 +21,12 @@ def _default_dtype_is_restored():
     """Fail loudly if a test leaves torch's default dtype changed (it silently breaks later modules)."""
     yield
     assert torch.get_default_dtype() == torch.float32, "a test left torch's default dtype changed"
+
+
+@pytest.fixture
+def float64_default():
+    """Run a test with float64 as torch's default dtype (references in float64); restored afterwards."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(previous)

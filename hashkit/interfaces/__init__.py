@@ -25,7 +25,7 @@ from hashkit.interfaces.channel_interaction import ChannelInteraction
 from hashkit.interfaces.dataset import ImageReader, RetrievalData, Split
 from hashkit.interfaces.feature_spec import FeatureSpec
 from hashkit.interfaces.hash_head import HashHead, HeadOutput
-from hashkit.interfaces.loss import Loss, LossInputs, LossResult
+from hashkit.interfaces.loss import EpochStart, Loss, LossInputs, LossResult
 from hashkit.interfaces.metric import Metric, RetrievalProblem
 from hashkit.interfaces.protocol import TrainingProtocol
 
@@ -41,6 +41,7 @@ __all__ = [
     "Backbone",
     "BuildContext",
     "ChannelInteraction",
+    "EpochStart",
     "FeatureSpec",
     "HashHead",
     "HeadOutput",

@@ -26,7 +26,7 @@ class BuildContext:
       component, or ``None``; aggregations insert it where their config says.
     - ``descriptor_dims``: ordered ``name -> dim`` of the aggregation output (hash heads, losses).
     - ``head_classes``: classes of the hash head's classifier, 0 when it has none (losses).
-    - ``num_train``: number of training items (training protocols).
+    - ``num_train``: number of training items (training protocols; losses with a memory bank of the training set).
     - ``extra``: free-form values a recipe section passes down (documented by the component).
     """
 

@@ -2,9 +2,11 @@
 
 ``logits = scale · (W2 · act(W1 · d))`` (or ``scale · (W · d + b)`` without hidden layer; with
 ``scale_at = "input"`` the descriptor is scaled instead, ``W · (scale · d) + b``, as GDF-Net's
-``Linear(100·z)``), ``codes = tanh(logits)``; with ``classifier = true`` a linear classifier on the relaxed
-codes (``classifier_on = "logits"``: on the pre-activation values, GDF-Net's semantic classifier on ``h``)
-gives ``class_logits``.
+``Linear(100·z)``; ``batch_norm`` appends BatchNorm1d(L), OrthoHash's hash layer). ``codes = tanh(logits)``
+by default; ``activation = "sign_ste"`` gives the straight-through sign of GreedyHash (usable by any method),
+``"identity"`` the logits themselves. With ``classifier = true`` a linear classifier on the relaxed codes
+(``classifier_on = "logits"``: on the pre-activation values, GDF-Net's semantic classifier on ``h``) gives
+``class_logits``.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import attrs
 import torch
 from torch import Tensor, nn
 
+from hashkit.codes.binarize import sign_ste
 from hashkit.errors import ContractError
 from hashkit.interfaces import BuildContext, HashHead, HeadOutput
 
@@ -37,16 +40,11 @@ class LinearHeadConfig:
     #: bias of the classifier (GDF-Net's semantic classifier has none)
     classifier_bias: bool = True
     dropout: float = attrs.field(default=0.0, validator=[attrs.validators.ge(0.0), attrs.validators.lt(1.0)])
-
-
-class _SignSTE(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x):  # noqa: D401
-        return torch.where(x >= 0, torch.ones_like(x), -torch.ones_like(x))
-
-    @staticmethod
-    def backward(ctx, grad):
-        return grad
+    #: > 0: hash-layer weights drawn from N(0, init_std^2) and bias 0 (DeepHash-pytorch's ResNet head: 0.01);
+    #: 0 keeps PyTorch's default Linear init
+    init_std: float = attrs.field(default=0.0, validator=attrs.validators.ge(0.0))
+    #: BatchNorm1d on the logits before the activation (OrthoHash's hash layer)
+    batch_norm: bool = False
 
 
 class LinearHead(HashHead):
@@ -63,6 +61,12 @@ class LinearHead(HashHead):
             layers += [nn.Linear(in_dim, cfg.hidden), nn.ReLU(inplace=True), nn.Linear(cfg.hidden, code_length, bias=cfg.bias)]
         else:
             layers.append(nn.Linear(in_dim, code_length, bias=cfg.bias))
+        if cfg.init_std > 0:
+            nn.init.normal_(layers[-1].weight, 0.0, cfg.init_std)
+            if layers[-1].bias is not None:
+                nn.init.zeros_(layers[-1].bias)
+        if cfg.batch_norm:
+            layers.append(nn.BatchNorm1d(code_length))
         self.hash = nn.Sequential(*layers)
         self.num_classes = num_classes if cfg.classifier else 0
         self.classifier = nn.Linear(code_length, num_classes, bias=cfg.classifier_bias) if cfg.classifier else None
@@ -76,7 +80,7 @@ class LinearHead(HashHead):
         if self.cfg.activation == "tanh":
             codes = torch.tanh(logits)
         elif self.cfg.activation == "sign_ste":
-            codes = _SignSTE.apply(logits)
+            codes = sign_ste(logits)
         else:
             codes = logits
         class_logits = None

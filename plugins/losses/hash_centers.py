@@ -23,7 +23,6 @@ Losses (``u``: relaxed codes ``(B, L)`` in ``[-1, 1]``, ``v``: hash-layer logits
 
 from __future__ import annotations
 
-
 import attrs
 import torch
 import torch.nn.functional as F
@@ -31,6 +30,7 @@ from torch import Tensor
 
 from hashkit.errors import ContractError
 from hashkit.interfaces import BuildContext, Loss, LossInputs, LossResult
+from hashkit_plugins.losses._code_input import at_least_float32
 
 
 # -- codebooks ----------------------------------------------------------------------------------------
@@ -128,7 +128,7 @@ def build_centers(num_classes: int, length: int, *, seed: int = 0, use_hadamard:
 
 def _class_targets(labels: Tensor, centers: Tensor, fill: Tensor) -> Tensor:
     """Per-sample target centre ``(B, L)``: sign of the sum of the label centres, zeros -> ``fill``."""
-    summed = labels.float() @ centers
+    summed = labels.to(centers.dtype) @ centers
     return torch.where(summed == 0, fill.expand_as(summed), summed.sign())
 
 
@@ -175,10 +175,11 @@ class CSQLoss(_CenterLoss):
     requires = ("codes", "labels")
 
     def forward(self, inputs: LossInputs) -> LossResult:
-        u = inputs.codes.float()
-        target = (_class_targets(inputs.labels, self.centers.float(), self.multi_label_fill.float()) + 1) / 2
-        p = ((u + 1) / 2).clamp(1e-7, 1 - 1e-7)
-        center = F.binary_cross_entropy(p, target)
+        u = at_least_float32(inputs.codes)
+        target = (_class_targets(inputs.labels.to(u.dtype), self.centers.to(u.dtype),
+                                 self.multi_label_fill.to(u.dtype)) + 1) / 2
+        # BCE clamps each log at -100, as the references' nn.BCELoss (no clamp of p: saturated codes count)
+        center = F.binary_cross_entropy((u + 1) / 2, target)
         quant = (u.abs() - 1).pow(2).mean()
         value = center + self.cfg.quantization * quant
         return LossResult(value=value, parts={"center": center, "quant": quant})
@@ -188,13 +189,13 @@ class OrthoHashLoss(_CenterLoss):
     requires = ("logits", "labels")
 
     def forward(self, inputs: LossInputs) -> LossResult:
-        v = inputs.logits.float()
-        labels = inputs.labels.float()
-        cos = F.normalize(v, dim=1) @ F.normalize(self.centers.float(), dim=1).T
+        v = at_least_float32(inputs.logits)
+        labels = inputs.labels.to(v.dtype)
+        cos = F.normalize(v, dim=1) @ F.normalize(self.centers.to(v.dtype), dim=1).T
         z = self.cfg.scale * (cos - self.cfg.margin * labels)
         target = labels / labels.sum(dim=1, keepdim=True).clamp_min(1e-12)
         ce = -(target * F.log_softmax(z, dim=1)).sum(dim=1).mean()
-        quant = (1 - F.cosine_similarity(v, torch.where(v >= 0, 1.0, -1.0).detach(), dim=1)).mean()
+        quant = (1 - F.cosine_similarity(v, torch.where(v >= 0, 1.0, -1.0).to(v.dtype).detach(), dim=1)).mean()
         return LossResult(value=ce + self.cfg.quantization * quant, parts={"ce": ce, "quant": quant})
 
 
