@@ -26,7 +26,7 @@ from torch import Tensor, nn
 
 from hashkit.errors import CheckpointError
 from hashkit.interfaces import Backbone, BuildContext, FeatureSpec
-from hashkit_plugins.backbones.resnet import read_state_dict
+from hashkit.weights_file import read_weights
 
 IMAGENET_FILE = "alexnet-owt-7be5be79.pth"
 #: torchvision checkpoint names -> this backbone's names
@@ -87,7 +87,7 @@ class AlexNet(Backbone):
         else:
             path = Path(weights).expanduser()
         state = {}
-        for key, value in read_state_dict(path).items():
+        for key, value in read_weights(path, "alexnet weights file").items():
             if key.startswith("classifier.6."):
                 continue
             for old, new in TORCHVISION_NAMES.items():
