@@ -81,7 +81,7 @@ def table(results: dict[str, dict], lengths: list[int]) -> str:
             rows.append([f"  {method} (learned db)"] + [c for L, s in zip(lengths, learned)
                                                         for c in ("", f"{s['map']:.4f}", "")])
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
-    return "\n".join("  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths)))
+    return "\n".join("  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip()
                      for r in rows)
 
 

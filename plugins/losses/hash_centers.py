@@ -15,8 +15,9 @@ Centre construction (losses.md §4, the hashkit design):
 
 Losses (``u``: relaxed codes ``(B, L)`` in ``[-1, 1]``, ``v``: hash-layer logits ``(B, L)``):
 
-- ``csq``: ``mean_k BCE((u_k + 1)/2, (c_{y,k} + 1)/2) + lambda_q * mean_k (|u_k| - 1)^2``; a multi-label centre
-  is the sign of the sum of its labels' centres, zeros replaced by a fixed random ±1 vector;
+- ``csq``: ``mean_k BCE((u_k + 1)/2, (c_{y,k} + 1)/2) + lambda_q * mean_k (|u_k| - 1)^2`` (each log clamped at
+  -100 as ``nn.BCELoss``, so saturated codes count as in the references); a multi-label centre is the sign of the
+  sum of its labels' centres, zeros replaced by a fixed random ±1 vector;
 - ``orthohash``: ``CE(s * (cos(v, C) - m * 1[c = y]), y)`` (multi-hot targets normalised), plus optional
   ``w_q * mean(1 - cos(v, sign(v).detach()))``.
 """
