@@ -104,3 +104,30 @@ def test_demo_trains_and_gains_over_the_untrained_model(method):
     before, after = result["untrained"]["encoded"], result["trained"]["encoded"]
     assert after["map"] > before["map"] + 0.03, (before, after)
 
+
+
+def test_loss_parameters_reach_the_optimiser_as_the_references_do():
+    """GreedyHash's classifier and HyP²'s proxies are trained (proxies at their own rate); DSHSD's classifier is
+    not, as in its reference, unless train_classifier is set."""
+    from hashkit.training.optim import param_groups
+
+    def groups(name, overrides=None):
+        recipe = hashkit.load_recipe(ROOT / "recipes" / "generic-demo" / f"{name}.toml", overrides or {})
+        model = build_model(recipe, 16, num_classes=10)
+        protocol = build_ref(recipe.protocol, BuildContext(code_length=16, num_classes=10, num_train=50))
+        losses = build_losses(recipe, model, protocol, 16, 10, num_train=50)
+        named = [*model.named_parameters(), *(("losses." + n, p) for n, p in losses.named_parameters())]
+        trained = {id(p) for g in param_groups(named, recipe.optimizer) for p in g["params"]}
+        return losses, trained, param_groups(named, recipe.optimizer)
+
+    losses, trained, _ = groups("greedyhash")
+    assert id(losses.losses[0].classifier.weight) in trained
+    losses, trained, _ = groups("dshsd")
+    assert id(losses.losses[0].classifier.weight) not in trained
+    losses, trained, _ = groups("dshsd", {"losses[0].train_classifier": True})
+    assert id(losses.losses[0].classifier.weight) in trained
+    hyp2 = hashkit.load_recipe(ROOT / "recipes" / "generic" / "dsa-hyp2.toml", {"model.backbone.weights": "none"})
+    losses, _, found = groups("hyp2", {"optimizer.param_groups": [{"match": "proxies", "lr_mult": 0.1}]})
+    proxies = next(g for g in found if g["name"] == "proxies")
+    assert proxies["params"] == [losses.losses[0].proxies] and proxies["lr"] == pytest.approx(1e-4)
+    assert hyp2.optimizer.lr * hyp2.optimizer.param_groups[0].lr_mult == pytest.approx(1e-3)
