@@ -131,3 +131,12 @@ def test_loss_parameters_reach_the_optimiser_as_the_references_do():
     proxies = next(g for g in found if g["name"] == "proxies")
     assert proxies["params"] == [losses.losses[0].proxies] and proxies["lr"] == pytest.approx(1e-4)
     assert hyp2.optimizer.lr * hyp2.optimizer.param_groups[0].lr_mult == pytest.approx(1e-3)
+
+
+def test_recipe_validate_builds_bank_losses_with_or_without_the_data():
+    """``hashkit recipe validate`` sizes memory banks from the data, or from placeholders when it is absent."""
+    from hashkit.preflight import check_recipe
+
+    notes = check_recipe(hashkit.load_recipe(ROOT / "recipes" / "generic" / "dsdh.toml"))
+    assert any("placeholder" in n for n in notes)
+    assert check_recipe(hashkit.load_recipe(ROOT / "recipes" / "generic-demo" / "dsdh.toml")) == []

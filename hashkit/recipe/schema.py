@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 import attrs
 
-from hashkit.interfaces.component_ref import ComponentRef
+from hashkit.interfaces.component_ref import ComponentRef, nested_list
 
 
 def _positive(inst, attribute, value):
@@ -139,7 +139,9 @@ class TrainSection:
 class EvalSection:
     """``[eval]``: what is measured after training."""
 
-    metrics: tuple[str, ...] = ("map",)
+    #: metric components (names or tables); ``map`` is always computed, ``<name>@<k>`` is short for
+    #: ``{name = "<name>@k", k = [<k>]}``
+    metrics: tuple[ComponentRef, ...] = nested_list("metric", default=("map",))
     #: database codes: "learned" (protocol's B, ADSH family), "encoded" (through the network), or both
     database: tuple[Literal["learned", "encoded"], ...] = ("encoded",)
     #: mAP@k cut-offs (0 = all)
@@ -181,3 +183,11 @@ class Recipe:
     source: str = ""
     #: free-form notes: where values come from, official logged numbers
     provenance: dict[str, Any] = attrs.field(factory=dict, eq=False)
+    #: ``dotted key -> file`` (or ``"--set"``) that set it, for errors found after loading
+    key_files: dict[str, str] = attrs.field(factory=dict, eq=False, repr=False)
+
+    def origin(self, key: str | None) -> str:
+        """The file (or ``--set``) that set ``key`` or its nearest enclosing table; the recipe's file if none."""
+        from hashkit.recipe.coerce import key_origin
+
+        return (key_origin(self.key_files, key, None) if key else None) or self.source

@@ -39,7 +39,7 @@ def evaluate_run(run_dir: Path, overrides=None, code_lengths=None, which: str = 
     from hashkit.runs import load_run, run_code_lengths
     from hashkit.training import ddp
     from hashkit.training.evaluate import evaluate_model
-    from hashkit.training.trainer import pick_device
+    from hashkit.training.device import pick_device
 
     lengths = code_lengths or run_code_lengths(run_dir) or [None]
     results: dict[str, dict] = {}
