@@ -58,7 +58,7 @@ def test_recipes_carry_the_reference_values():
     assert load("dshsd").optimizer.name == "adam" and load("lcdsh").protocol.config.epochs == 350
     assert load("csq").code_lengths == (64,) and load("dtsh").code_lengths == (12, 24, 32, 48)
     dsa = load("dsa-hashnet")
-    assert dsa.protocol.name == "sampled" and dsa.protocol.config.num_samples == 2000
+    assert dsa.protocol.name == "sampled_rounds" and dsa.protocol.config.num_samples == 2000
     assert (dsa.optimizer.lr, dsa.optimizer.weight_decay, dsa.data.batch_size) == (3e-4, 5e-4, 16)
     assert dsa.losses[0].config.key == "position" and dsa.losses[0].config.step_continuation == 15
     hyp2 = load("dsa-hyp2")

@@ -15,8 +15,8 @@ from hashkit.training.checkpoint import load_checkpoint
 from hashkit.training.trainer import LengthTrainer
 
 
-def _recipe():
-    return th.tiny_recipe(
+def _recipe(**sections):
+    parts = dict(
         model={"backbone": {"name": "tiny_cnn", "width": 4}, "aggregation": {"name": "gap"},
                "hash_head": {"name": "linear"}},
         losses=[{"name": "dpsh"}, {"name": "hashnet", "step_continuation": 1},
@@ -24,6 +24,7 @@ def _recipe():
         protocol={"name": "pointwise", "epochs": 3},
         train={"progress": False, "checkpoint_every": 3},
     )
+    return th.tiny_recipe(**{**parts, **sections})
 
 
 class _Stop(Exception):
@@ -63,5 +64,41 @@ def test_banks_and_schedules_resume_mid_epoch_exactly(tmp_path, monkeypatch):
 
     a, b = th.final_state(full, 8), th.final_state(interrupted, 8)
     assert a.keys() == b.keys() and any(k.startswith("losses.") for k in a)
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+def test_position_keyed_banks_resume_inside_a_round(tmp_path, monkeypatch):
+    """DSH_Analysis's set-up: sampled_rounds hands the losses each item's position in the round's sample;
+    HashNet's never-reset bank, MDSH's per-round random bank and DSH's per-round bank are keyed by it. A run
+    stopped inside a round resumes (the sample and positions come back from the checkpoint) to the same end."""
+    m = 24
+    recipe = _recipe(
+        losses=[{"name": "hashnet", "pairs": "bank", "key": "position", "rows": m, "step_continuation": 2},
+                {"name": "mdsh", "key": "position", "rows": m, "epoch_change": 1},
+                {"name": "dsh", "key": "position", "rows": m, "reset": "round", "alpha": 0.01}],
+        protocol={"name": "sampled_rounds", "rounds": 2, "epochs": 2, "num_samples": m},
+        train={"progress": False, "checkpoint_every": 2},
+    )
+    full, interrupted = tmp_path / "full", tmp_path / "interrupted"
+    train(recipe, full)
+    original = LengthTrainer._step
+    calls = {"n": 0}
+
+    def stop_after_four(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] > 4:  # 3 steps per epoch, 2 epochs per round, checkpoints every 2: step 4 is mid-epoch 1
+            raise _Stop
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(LengthTrainer, "_step", stop_after_four)
+    with pytest.raises(_Stop):
+        train(recipe, interrupted)
+    _, meta = load_checkpoint(interrupted / "L8" / "checkpoint.safetensors")
+    assert (meta["position"]["round"], meta["position"]["epoch"], meta["position"]["batch"]) == (0, 1, 1)
+    monkeypatch.setattr(LengthTrainer, "_step", original)
+    train(None, interrupted, resume=True)
+    a, b = th.final_state(full, 8), th.final_state(interrupted, 8)
+    assert a.keys() == b.keys() and "losses.losses.1.bank.codes" in a and "protocol.sample_index" in a
     for key in a:
         assert torch.equal(a[key], b[key]), key

@@ -11,7 +11,7 @@ MDSH) compare each batch with the codes and labels of *every* training item, kep
 
 Rows are keyed by the training index (``key = "index"``: ``LossInputs.indices``, bank sized
 ``BuildContext.num_train``) or by the position in the current round's sample (``key = "position"``:
-``protocol.position`` of the ``sampled`` protocol, bank of ``rows`` rows), as DSH_Analysis does.
+``protocol.position`` of the ``sampled_rounds`` protocol, bank of ``rows`` rows), as DSH_Analysis does.
 ``reset = "round"`` refills the bank at the start of every round (DSH_Analysis's DSH and MDSH).
 
 Options that fix the reference's quirks (off by default, see docs/methods/generic.md):
@@ -47,7 +47,7 @@ class BankConfig:
     pairs: Literal["bank", "batch"] = "bank"
     #: bank rows keyed by training "index" or by "position" in the round's sample (protocol.position)
     key: Literal["index", "position"] = "index"
-    #: rows of a position-keyed bank (the sampled protocol's num_samples); index banks use num_train
+    #: rows of a position-keyed bank (the sampled_rounds protocol's num_samples); index banks use num_train
     rows: int = attrs.field(default=0, validator=attrs.validators.ge(0))
     #: "round": refill the bank at the start of every round (DSH_Analysis DSH, MDSH); "never" (DeepHash-pytorch)
     reset: Literal["never", "round"] = "never"
@@ -141,7 +141,7 @@ class BankLoss(Loss):
         if self.cfg.key == "position":
             if "position" not in inputs.protocol:
                 raise ContractError(f"loss {self.name!r}: key = \"position\" needs protocol.position "
-                                    "(training_protocol \"sampled\")")
+                                    "(training_protocol \"sampled_rounds\")")
             return inputs.protocol["position"].long()
         if inputs.indices is None:
             raise ContractError(f"loss {self.name!r} needs LossInputs.indices to update its memory bank")
