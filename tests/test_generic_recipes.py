@@ -140,3 +140,14 @@ def test_recipe_validate_builds_bank_losses_with_or_without_the_data():
     notes = check_recipe(hashkit.load_recipe(ROOT / "recipes" / "generic" / "dsdh.toml"))
     assert any("placeholder" in n for n in notes)
     assert check_recipe(hashkit.load_recipe(ROOT / "recipes" / "generic-demo" / "dsdh.toml")) == []
+
+
+@pytest.mark.parametrize("method", DEMOS)
+def test_demo_recipes_take_the_demo_data_pipeline(method):
+    """A demo extends the method's recipe and then the demo base: nothing of the reference set-up's data
+    pipeline, backbone or optimiser may leak through the merge."""
+    r = hashkit.load_recipe(ROOT / "recipes" / "generic-demo" / f"{method}.toml")
+    t = r.data.train_transform
+    assert (t.crop_mode, t.crop, r.data.eval_transform.crop) == ("random_resized", 32, 32)
+    assert r.backbone.name == "tiny_cnn" and r.dataset.name == "demo" and r.optimizer.name == "adam"
+    assert r.hash_head.config.batch_norm and r.code_lengths == (16, 32)
