@@ -7,6 +7,10 @@ by default; ``activation = "sign_ste"`` gives the straight-through sign of Greed
 ``"identity"`` the logits themselves. With ``classifier = true`` a linear classifier on the relaxed codes
 (``classifier_on = "logits"``: on the pre-activation values, GDF-Net's semantic classifier on ``h``) gives
 ``class_logits``.
+
+``activation = "sigmoid"`` gives ``codes = 2·sigmoid(logits) - 1`` (= tanh(logits / 2), in [-1, 1]) for losses
+that work on ``sigmoid(logits)`` (DPAH): ``codes`` is 0 exactly where ``sigmoid(logits)`` rounds to ½, as the
+sign of ``sigmoid(u) - ½`` in DPAH's reference code.
 """
 
 from __future__ import annotations
@@ -27,8 +31,8 @@ class LinearHeadConfig:
     #: hidden width of an MLP head (0 = a single linear layer)
     hidden: int = attrs.field(default=0, validator=attrs.validators.ge(0))
     bias: bool = True
-    #: activation producing the relaxed codes
-    activation: Literal["tanh", "identity", "sign_ste"] = "tanh"
+    #: activation producing the relaxed codes ("sigmoid": 2 sigmoid(logits) - 1)
+    activation: Literal["tanh", "identity", "sign_ste", "sigmoid"] = "tanh"
     #: multiply logits before the activation (GDF-Net's x100 style scale)
     scale: float = 1.0
     #: where ``scale`` applies: "output" (the logits) or "input" (the descriptor, so the bias is not scaled)
@@ -81,6 +85,8 @@ class LinearHead(HashHead):
             codes = torch.tanh(logits)
         elif self.cfg.activation == "sign_ste":
             codes = sign_ste(logits)
+        elif self.cfg.activation == "sigmoid":
+            codes = 2 * torch.sigmoid(logits) - 1
         else:
             codes = logits
         class_logits = None

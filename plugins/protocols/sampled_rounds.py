@@ -1,15 +1,19 @@
-"""``sampled_rounds``: DSH_Analysis's outer loop for the methods whose database is encoded by the network.
+"""``sampled_rounds``: DSH_Analysis's outer loop (ADSH's without learned codes); the database is encoded.
 
-Each round draws ``num_samples`` training items uniformly without replacement (``randperm(n)[:m]`` from the
-round's generator, clamped to the training-set size) and runs ``epochs`` epochs over them (shuffled by the
-trainer's sampler); nothing is learned besides the network, and the database is encoded. This is how
-aassxun/DSH_Analysis @ 44271bc trains its non-ADSH methods: 40 rounds x 30 epochs over 2,000 (4,000 for
-VegFru and NABirds) sampled images, batch 16 (DSH, HashNet, CSQ, OrthoHash, MDSH, PSLDH, HyP², DPAH, DCDH).
+Each round draws ``m = num_samples`` training items uniformly without replacement (``randperm(n)[:m]`` from
+the round's generator, clamped to the training-set size) and runs ``epochs`` epochs over them (shuffled by
+the trainer's sampler). Nothing is learned besides the network: the database is encoded (sign of the codes,
+eval mode, evaluation transform). This is how aassxun/DSH_Analysis @ 44271bc trains its non-ADSH methods:
+40 rounds x 30 epochs over 2,000 (4,000 for VegFru and NABirds) sampled images, batch 16 — DPAH, DCDH, the
+generic baselines DSH, HashNet, CSQ, OrthoHash, MDSH, PSLDH, HyP², and, with label-derived targets, FISH and
+CHN (``proxy_codes`` extends this protocol).
 
+The sample of a round is a pure function of the round's generator (``begin_round`` always redraws it).
 Per batch the losses receive ``{"position": (b,) int64}``, the batch items' positions in the round's sample:
 DSH_Analysis's dataloader index, which its DSH, HashNet and MDSH memory banks are keyed by (a loss with
-``key = "position"`` and ``rows = num_samples``, docs/methods/generic.md). ``state_dict`` keeps the sample and
-its round, so a run resumed in the middle of a round continues with the same positions.
+``key = "position"`` and ``rows = num_samples``, docs/methods/generic.md). ``state_dict`` keeps the sample
+and its round, so a run resumed in the middle of a round (the trainer restores the round's order, not calling
+``begin_round`` again) hands out the same positions.
 """
 
 from __future__ import annotations
@@ -51,10 +55,9 @@ class SampledRounds(TrainingProtocol):
         self.num_samples = min(self.cfg.num_samples, self.num_train)
 
     def begin_round(self, round_index: int, generator: torch.Generator) -> Tensor:
-        if round_index != self.round or self.sample_index is None:
-            self.sample_index = torch.randperm(self.num_train, generator=generator)[: self.num_samples]
-            self.round = round_index
-            self._positions = None
+        self.sample_index = torch.randperm(self.num_train, generator=generator)[: self.num_samples]
+        self.round = round_index
+        self._positions = None
         return self.sample_index.clone()
 
     def batch_state(self, indices: Tensor) -> dict[str, Tensor]:
