@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from hashkit.codes.binarize import sign_ste
 from hashkit.errors import ContractError
 from hashkit.interfaces import BuildContext, HashHead, HeadOutput
 
@@ -60,16 +61,6 @@ class LinearHeadConfig:
     batch_norm: bool = False
     #: "tied": decode the codes with the transposed hash matrix (A2-Net), extra "reconstruction"
     decoder: Literal["none", "tied"] = "none"
-
-
-class _SignSTE(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x):  # noqa: D401
-        return torch.where(x >= 0, torch.ones_like(x), -torch.ones_like(x))
-
-    @staticmethod
-    def backward(ctx, grad):
-        return grad
 
 
 class LinearHead(HashHead):
@@ -108,7 +99,7 @@ class LinearHead(HashHead):
         if self.cfg.activation == "tanh":
             codes = torch.tanh(logits)
         elif self.cfg.activation == "sign_ste":
-            codes = _SignSTE.apply(logits)
+            codes = sign_ste(logits)
         elif self.cfg.activation == "sigmoid":
             codes = 2 * torch.sigmoid(logits) - 1
         else:
