@@ -6,9 +6,9 @@ code length and ``--classes`` classes; the protocol is set up on synthetic singl
 ``--train`` items (CUB-200-2011: 5,994 items, 200 classes) and the losses get the protocol state of a batch
 drawn from a round, as in training (ADSH's B and S, the proxy-code targets, ...); the model's aggregation gets
 the same state as its context (ExchNet's class anchors). ``--round last`` (default) draws the batch from the
-recipe's last round, so every term a schedule turns on later (A2-Net's reconstruction and decorrelation,
-ExchNet's exchange and alignment) runs; embeddings a protocol asks for by then (ExchNet's class anchors) are
-random rows of the right width. Two-view methods (FISH's hidden image, CHN's zoom) run both forwards. The
+recipe's last round and tells the losses' ``begin_epoch`` so, so every term a schedule turns on later (A2-Net's
+reconstruction and decorrelation, ExchNet's exchange and alignment) runs; embeddings a protocol asks for by
+then (ExchNet's class anchors) are random rows of the right width. Two-view methods (FISH's hidden image, CHN's zoom) run both forwards. The
 optimiser is the recipe's.
 
     OMP_NUM_THREADS=2 python benchmarks/bench_train_step.py                       # 224 px, batch 16, CPU
@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def setup(recipe_name: str, args):
     from hashkit.assemble import build_losses, build_model
     from hashkit.components import build_ref
-    from hashkit.interfaces import BuildContext
+    from hashkit.interfaces import BuildContext, EpochStart
     from hashkit.recipe import load_recipe
     from hashkit.training.optim import build_optimizer
 
@@ -58,6 +58,7 @@ def setup(recipe_name: str, args):
         width = model.descriptor_dim if getattr(protocol, "embedding_output", "codes") == "descriptor" else L
         protocol.refresh_embeddings(wanted, torch.randn(len(wanted), width, generator=g).abs())
     order = protocol.begin_round(round_index, g)
+    losses.begin_epoch(EpochStart.at(round_index, 0, protocol.epochs_per_round, protocol.num_rounds))
     indices = order[: args.batch]
     optimizer = build_optimizer([*model.named_parameters(), *(("losses." + n, p) for n, p in losses.named_parameters())],
                                 recipe.optimizer)

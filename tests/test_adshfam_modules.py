@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hashkit.assemble import make_component
-from hashkit.interfaces import BuildContext, FeatureSpec, LossInputs
+from hashkit.interfaces import BuildContext, EpochStart, FeatureSpec, LossInputs
 
 
 def _grads(tensors):
@@ -278,9 +278,10 @@ def test_reconstruction_and_decorrelation_match_the_a2net_loss():
     dret = h @ W
     rec = make_component("loss", "reconstruction", {"from_round": 2})
     dec = make_component("loss", "bit_decorrelation", {"form": "a2net", "batch_size": 16, "from_round": 2})
-    state = {"round": torch.tensor(2)}
-    value = rec(_inputs(codes=h, descriptor=all_f, extras={"reconstruction": dret}, protocol=state)).value + \
-        dec(_inputs(codes=h, protocol=state)).value
+    for loss in (rec, dec):  # the trainer's call before the first epoch of round 2 (0-based)
+        loss.begin_epoch(EpochStart.at(2, 0, epochs_per_round=3, num_rounds=4))
+    value = rec(_inputs(codes=h, descriptor=all_f, extras={"reconstruction": dret})).value + \
+        dec(_inputs(codes=h)).value
     # literal: A_2_net_Loss with batch_size 16 (the configured size, also for this 5-item batch)
     lit_rec = sum((dret[i, j] - all_f[i, j]) ** 2 for i in range(5) for j in range(20)) / 100
     gram = h.t() @ h
@@ -289,9 +290,16 @@ def test_reconstruction_and_decorrelation_match_the_a2net_loss():
     gm = torch.autograd.grad(value, (h, all_f), retain_graph=True)
     gl = torch.autograd.grad(lit_rec + lit_dec, (h, all_f))
     assert _close(gm, gl)
-    before = {"round": torch.tensor(1)}
-    assert rec(_inputs(codes=h, descriptor=all_f, extras={"reconstruction": dret}, protocol=before)).value == 0
-    assert dec(_inputs(codes=h, protocol=before)).value == 0
+    state = {k: v.clone() for k, v in rec.state_dict().items()}
+    assert int(state["current_round"]) == 2  # checkpointed: a run resumed mid-round keeps the term on
+    for loss in (rec, dec):
+        loss.begin_epoch(EpochStart.at(1, 2, epochs_per_round=3, num_rounds=4))
+    assert rec(_inputs(codes=h, descriptor=all_f, extras={"reconstruction": dret})).value == 0
+    assert dec(_inputs(codes=h)).value == 0
+    rec.load_state_dict(state)
+    assert rec(_inputs(codes=h, descriptor=all_f, extras={"reconstruction": dret})).value > 0
+    plain = make_component("loss", "bit_decorrelation", {"form": "a2net"})
+    assert "current_round" not in plain.state_dict()  # no schedule, no state
 
 
 def reference_hellinger_losses(sp_v, ch_v, t=0.4):
@@ -381,7 +389,7 @@ def test_adsh_protocol_class_anchors():
     labels = F.one_hot(torch.arange(n) % 3, 4).float()  # class 3 has no item
     proto = make_component("training_protocol", "adsh", {"num_samples": 8, "anchors_after": 2},
                            BuildContext(code_length=L, num_train=n))
-    assert proto.provides == ("B", "S", "omega", "round", "anchors") and proto.embedding_output == "descriptor"
+    assert proto.provides == ("B", "S", "omega", "anchors") and proto.embedding_output == "descriptor"
     proto.setup(labels, torch.Generator().manual_seed(0))
     assert proto.embedding_request(1, torch.Generator()) is None
     wanted = proto.embedding_request(2, torch.Generator())
@@ -397,7 +405,6 @@ def test_adsh_protocol_class_anchors():
     assert torch.allclose(proto.anchors, C / cnt.clamp_min(1), atol=1e-6) and proto.anchors[3].abs().sum() == 0
     order = proto.begin_round(2, torch.Generator().manual_seed(2))
     state = proto.batch_state(order[:5])
-    assert int(state["round"]) == 2
     assert torch.equal(state["anchors"], proto.anchors[labels[order[:5]].argmax(1)])
     other = make_component("training_protocol", "adsh", {"num_samples": 8, "anchors_after": 2},
                            BuildContext(code_length=L, num_train=n))

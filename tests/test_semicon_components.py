@@ -399,7 +399,7 @@ def test_protocol_state_roundtrip_and_resume():
     labels = torch.nn.functional.one_hot(torch.arange(n) % 4, 4).float()
     ctx = BuildContext(code_length=L, num_train=n)
     proto = make_component("training_protocol", "adsh", {"num_samples": 10}, ctx)
-    assert proto.provides == ("B", "S", "omega", "round") and proto.database == "learned"
+    assert proto.provides == ("B", "S", "omega") and proto.database == "learned"
     proto.setup(labels, torch.Generator().manual_seed(0))
     order = proto.begin_round(3, torch.Generator().manual_seed(1))
     proto.observe(order[:4], torch.tanh(torch.randn(4, L)))

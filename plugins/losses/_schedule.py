@@ -1,30 +1,35 @@
-"""Losses that switch on at a training round (A2-Net's reconstruction and decorrelation terms).
+"""Loss terms that switch on at a training round (A2-Net's reconstruction and decorrelation terms).
 
-A loss with ``from_round = r > 0`` needs the protocol's ``round`` (the ``adsh`` protocol provides the 0-based
-round in every batch state) and contributes 0 before round r. ``from_round = 0`` is always on and needs nothing.
+:class:`FromRound` is a mixin for a :class:`~hashkit.interfaces.Loss`: with ``from_round = r > 0`` it keeps the
+current 0-based round in a buffer ``current_round`` (set by ``begin_epoch``, which the trainer calls before
+every epoch, and restored with the checkpoint on resume) and the term is 0 before round r. ``from_round = 0``
+is always on and adds no buffer (state dicts of the loss without a schedule are unchanged).
 """
 
 from __future__ import annotations
 
 import torch
 
-from hashkit.errors import ContractError
-from hashkit.interfaces import LossInputs
+from hashkit.interfaces import EpochStart, LossInputs
 
 
-def round_requires(from_round: int) -> tuple[str, ...]:
-    """The extra ``requires`` entry of a loss that starts at ``from_round``."""
-    return ("protocol.round",) if from_round else ()
+class FromRound:
+    """Mixin: call ``self.schedule_from_round(r)`` in ``__init__`` and ``self.is_active()`` in ``forward``."""
 
+    from_round: int = 0
 
-def is_active(inputs: LossInputs, from_round: int, loss_name: str) -> bool:
-    """Whether the batch's round has reached ``from_round``; a clear error when the protocol gives no round."""
-    if not from_round:
-        return True
-    if "round" not in inputs.protocol:
-        raise ContractError(f"loss {loss_name!r}: from_round = {from_round} needs the protocol's round "
-                            "(e.g. the adsh protocol), which this batch state lacks")
-    return int(inputs.protocol["round"]) >= from_round
+    def schedule_from_round(self, from_round: int) -> None:
+        self.from_round = from_round
+        if from_round:
+            self.register_buffer("current_round", torch.zeros((), dtype=torch.long))
+
+    def begin_epoch(self, at: EpochStart) -> None:
+        super().begin_epoch(at)
+        if self.from_round:
+            self.current_round.fill_(at.round)
+
+    def is_active(self) -> bool:
+        return not self.from_round or int(self.current_round) >= self.from_round
 
 
 def zero_like(inputs: LossInputs) -> torch.Tensor:

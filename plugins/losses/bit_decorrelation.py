@@ -5,7 +5,7 @@
 
 ``batch_size = b0 > 0`` uses b0 for B in the ``a2net`` form instead of the actual batch size (aassxun/DSH_Analysis
 @ 44271bc uses the configured batch size, also for a smaller last batch); ``from_round`` switches the term on at
-a 0-based round (A2-Net: ``max_iter // 2``), reading the protocol's ``round``.
+a 0-based round (A2-Net: ``max_iter // 2``), the round coming from ``begin_epoch``.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import torch
 
 from hashkit.interfaces import BuildContext, Loss, LossInputs, LossResult
 from hashkit_plugins.losses._code_input import CodeInput, code_tensor
-from hashkit_plugins.losses._schedule import is_active, round_requires, zero_like
+from hashkit_plugins.losses._schedule import FromRound, zero_like
 
 
 @attrs.frozen
@@ -31,14 +31,15 @@ class BitDecorrelationConfig:
     from_round: int = attrs.field(default=0, validator=attrs.validators.ge(0))
 
 
-class BitDecorrelation(Loss):
+class BitDecorrelation(FromRound, Loss):
     def __init__(self, cfg: BitDecorrelationConfig):
         super().__init__()
         self.cfg = cfg
-        self.requires = (cfg.input, *round_requires(cfg.from_round))
+        self.requires = (cfg.input,)
+        self.schedule_from_round(cfg.from_round)
 
     def forward(self, inputs: LossInputs) -> LossResult:
-        if not is_active(inputs, self.cfg.from_round, "bit_decorrelation"):
+        if not self.is_active():
             return LossResult(value=zero_like(inputs))
         u = code_tensor(inputs, self.cfg.input, "bit_decorrelation")
         b, length = u.shape

@@ -6,7 +6,7 @@ concatenated aggregation descriptors, ``[f_1 .. f_M, f_G]`` for A2-Net); the mea
 both sides carry gradient, as in aassxun/DSH_Analysis @ 44271bc (``models/A_2_net_loss.py``).
 
 ``from_round``: the term is 0 before this 0-based round (the reference switches it on at ``max_iter // 2``,
-round 20 of 40); needs the protocol's ``round``.
+round 20 of 40); the round comes from ``begin_epoch``.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from hashkit.errors import ContractError
 from hashkit.interfaces import BuildContext, Loss, LossInputs, LossResult
-from hashkit_plugins.losses._schedule import is_active, round_requires, zero_like
+from hashkit_plugins.losses._schedule import FromRound, zero_like
 
 
 @attrs.frozen
@@ -25,14 +25,15 @@ class ReconstructionConfig:
     from_round: int = attrs.field(default=0, validator=attrs.validators.ge(0))
 
 
-class Reconstruction(Loss):
+class Reconstruction(FromRound, Loss):
     def __init__(self, cfg: ReconstructionConfig):
         super().__init__()
         self.cfg = cfg
-        self.requires = ("descriptor", "extras.reconstruction", *round_requires(cfg.from_round))
+        self.requires = ("descriptor", "extras.reconstruction")
+        self.schedule_from_round(cfg.from_round)
 
     def forward(self, inputs: LossInputs) -> LossResult:
-        if not is_active(inputs, self.cfg.from_round, "reconstruction"):
+        if not self.is_active():
             return LossResult(value=zero_like(inputs))
         r = inputs.extras.get("reconstruction")
         if r is None:

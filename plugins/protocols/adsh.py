@@ -11,8 +11,7 @@ State (n = training/database items, m = ``num_samples``, L = bits):
 - ``U`` (m, L): the latest network output of each sampled item (kept across rounds, as officially).
 
 Per batch the losses (and the model's aggregation, as ``context``) receive ``{"B": B, "S": S[rows],
-"omega": indices, "round": r}`` (``provides``), where rows are the batch items' positions in the sample and
-r the 0-based round (losses that switch on late, such as A2-Net's, read it).
+"omega": indices}`` (``provides``), where rows are the batch items' positions in the sample.
 
 Class anchors (ExchNet's local feature alignment, ``anchors_after = a > 0``): before every round r >= a (i.e.
 after the a-th outer iteration, as the reference's ``align_step``) the protocol asks the trainer for the
@@ -89,7 +88,7 @@ class ADSHProtocol(TrainingProtocol):
 
     def __init__(self, cfg: ADSHProtocolConfig, code_length: int):
         self.cfg = cfg
-        self.provides = ("B", "S", "omega", "round") + (("anchors",) if cfg.anchors_after else ())
+        self.provides = ("B", "S", "omega") + (("anchors",) if cfg.anchors_after else ())
         self.anchors: Tensor | None = None
         self.code_length = code_length
         self.num_rounds = cfg.rounds
@@ -151,7 +150,7 @@ class ADSHProtocol(TrainingProtocol):
         self._require_setup()
         rows = self._rows(indices)
         omega = indices.to(self.device)
-        state = {"B": self.B, "S": self.S[rows], "omega": omega, "round": torch.tensor(self.round, device=self.device)}
+        state = {"B": self.B, "S": self.S[rows], "omega": omega}
         if self.anchors is not None:
             state["anchors"] = self.anchors[self.labels[omega].argmax(dim=1)]
         return state
