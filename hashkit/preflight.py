@@ -28,10 +28,19 @@ PLACEHOLDER_CLASSES = 2
 RANDOM_FILLS = {"normal_", "uniform_", "bernoulli_", "exponential_", "geometric_", "log_normal_", "cauchy_",
                 "random_"}
 
+#: every in-place function that only writes values into its first argument (keeping its shape): the random
+#: fills, constant fills and torch.nn.init's initialisers, skipped whole (an initialiser's own inner calls
+#: do not pass through the mode, so skipping only the fills would leave them running torch's Python
+#: decompositions: most of the build time of a ResNet-50)
+VALUE_WRITES = RANDOM_FILLS | {"fill_", "zero_", "trunc_normal_", "constant_", "ones_", "zeros_", "eye_", "dirac_",
+                               "xavier_uniform_", "xavier_normal_", "kaiming_uniform_", "kaiming_normal_",
+                               "orthogonal_", "sparse_"}
+
 
 class ShapesOnly(TorchFunctionMode):
-    """Builds on the meta device; random fills of meta tensors (initialisation) are skipped: there is no data
-    to fill, and torch's meta implementation of some of them imports torch._dynamo (seconds)."""
+    """Builds on the meta device; value writes into meta tensors (initialisation, :data:`VALUE_WRITES`) are
+    skipped: there is no data to write, torch's meta implementation of some of them imports torch._dynamo
+    (seconds), and the others run Python decompositions (most of the time of a meta build)."""
 
     def __enter__(self):
         self._device = torch.device("meta")
@@ -43,10 +52,13 @@ class ShapesOnly(TorchFunctionMode):
         return self._device.__exit__(*exc)
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
-        if getattr(func, "__name__", "") in RANDOM_FILLS and args and isinstance(args[0], torch.Tensor) \
-                and args[0].is_meta:
-            return args[0]
-        return func(*args, **(kwargs or {}))
+        kwargs = kwargs or {}
+        if getattr(func, "__name__", "") in VALUE_WRITES:
+            # torch.nn.init's initialisers pass their tensor by keyword
+            target = args[0] if args else kwargs.get("tensor")
+            if isinstance(target, torch.Tensor) and target.is_meta:
+                return target
+        return func(*args, **kwargs)
 
 
 def check_recipe(recipe: Recipe) -> list[str]:

@@ -30,8 +30,9 @@ class GridNodes(nn.Module):
         self.grids = tuple(grids)
         self.proj = nn.ModuleList([nn.Linear(c, dim) for c in channels])
         counts = [g * g for g in self.grids]
-        self.register_buffer("stage_of_node", torch.repeat_interleave(torch.arange(len(counts)),
-                                                                      torch.tensor(counts)), persistent=False)
+        # built from a Python list (not repeat_interleave), so it also builds on the meta device
+        stage_of_node = [stage for stage, count in enumerate(counts) for _ in range(count)]
+        self.register_buffer("stage_of_node", torch.tensor(stage_of_node), persistent=False)
         self.stage_embedding = nn.Parameter(torch.randn(len(counts), dim) * 0.02)
         self.position_embedding = nn.Parameter(torch.randn(sum(counts), dim) * 0.02) if position_embedding else None
 
