@@ -15,11 +15,15 @@ and what is wrong.
 
 from __future__ import annotations
 
+import weakref
+from collections import OrderedDict
+
 import torch
 from torch.overrides import TorchFunctionMode
 
 from hashkit.errors import CheckpointError, ContractError, DataError, RecipeError
 from hashkit.recipe.schema import Recipe
+from hashkit.registry import Registry, get_registry
 
 #: class count assumed for building when the dataset cannot be loaded
 PLACEHOLDER_CLASSES = 2
@@ -61,12 +65,39 @@ class ShapesOnly(TorchFunctionMode):
         return func(*args, **kwargs)
 
 
+#: how many meta models :func:`check_recipe` keeps for reuse
+MODEL_MEMO_SIZE = 8
+
+# meta models built, per registry (entries are only ever added to one, so a model built stays valid), keyed
+# by everything build_model reads from the recipe: recipes that differ only outside the model (the
+# per-dataset variants of a method) are built once when validated in one process
+_MODELS: weakref.WeakKeyDictionary[Registry, OrderedDict[str, torch.nn.Module]] = weakref.WeakKeyDictionary()
+
+
+def _meta_model(recipe: Recipe, length: int | None, num_classes: int) -> torch.nn.Module:
+    from hashkit.assemble import build_model
+
+    key = repr((recipe.backbone, recipe.attention, recipe.aggregation, recipe.hash_head, recipe.model, length,
+                num_classes))
+    memo = _MODELS.setdefault(get_registry(), OrderedDict())
+    if key in memo:
+        memo.move_to_end(key)
+        return memo[key]
+    with ShapesOnly():
+        model = build_model(recipe, length, num_classes)
+    if " at 0x" not in key:  # a config whose repr names an object's address is not a reliable key
+        memo[key] = model
+        if len(memo) > MODEL_MEMO_SIZE:
+            memo.popitem(last=False)
+    return model
+
+
 def check_recipe(recipe: Recipe) -> list[str]:
     """Build everything ``recipe`` trains for every code length (model on the meta device); return notes.
 
     Raises :class:`~hashkit.errors.RecipeError` naming the file and key of the first problem found.
     """
-    from hashkit.assemble import build_dataset, build_losses, build_model, build_protocol
+    from hashkit.assemble import build_dataset, build_losses, build_protocol
     from hashkit.evaluation.scoring import metric_set
 
     notes = []
@@ -81,8 +112,7 @@ def check_recipe(recipe: Recipe) -> list[str]:
     lengths = recipe.code_lengths if recipe.hash_head is not None else (None,)
     for length in lengths:
         try:
-            with ShapesOnly():
-                model = build_model(recipe, length, num_classes)
+            model = _meta_model(recipe, length, num_classes)
             protocol = build_protocol(recipe, length, num_classes, num_train)
             build_losses(recipe, model, protocol, length, num_classes)
         except ContractError as exc:
