@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import copy
 import difflib
+import warnings
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from hashkit.errors import RecipeError
+from hashkit.errors import RecipeError, RecipeUpgradeWarning
 from hashkit.interfaces.kinds import KIND_TABLE
 from hashkit.recipe.coerce import (_Fail, _found, build_config, coerce_value, component_ref, key_origin,
                                    recipe_provenance)
@@ -23,6 +24,7 @@ from hashkit.recipe.schema import (
     TrainSection,
 )
 from hashkit.recipe.toml_loader import load_toml_with_extends, resolve_recipe_path
+from hashkit.recipe.upgrade import upgrade_saved_recipe
 
 TOP_LEVEL = {
     "name", "description", "seed", "code_lengths", "model", "losses", "protocol", "data", "optimizer",
@@ -36,11 +38,16 @@ MODEL_COMPONENTS = tuple(kind.name for kind in KIND_TABLE
 def load_recipe(
     source: str | Path | Mapping[str, Any],
     overrides: Mapping[str, Any] | Iterable[str] | None = None,
+    *,
+    saved_run: bool = False,
 ) -> Recipe:
     """Load and validate a recipe.
 
     ``source`` is a path (or a built-in recipe name such as ``"semicon-demo"``) or already-parsed data.
     ``overrides`` is ``{"train.amp": "bf16"}`` or ``["train.amp=bf16"]`` (``--set`` syntax).
+    ``saved_run``: ``source`` is a run directory's ``recipe.toml``, which an older hashkit may have written:
+    it is brought up to the current schema first (:mod:`hashkit.recipe.upgrade`, a
+    :class:`~hashkit.errors.RecipeUpgradeWarning` per change).
     """
     if isinstance(source, Mapping):
         data, prov, file = copy.deepcopy(dict(source)), {}, "<recipe>"
@@ -50,6 +57,9 @@ def load_recipe(
         path = resolve_recipe_path(source)
         data, prov = load_toml_with_extends(path)
         file = str(path)
+    if saved_run:
+        for note in upgrade_saved_recipe(data, file):
+            warnings.warn(note, RecipeUpgradeWarning, stacklevel=2)
     apply_overrides(data, overrides, prov)
     with recipe_provenance(prov):
         return validate_recipe_data(data, file=file, provenance=prov)
