@@ -10,8 +10,9 @@ from typing import Any, Iterable, Mapping
 
 from hashkit.errors import RecipeError, RecipeUpgradeWarning
 from hashkit.interfaces.kinds import KIND_TABLE
-from hashkit.recipe.coerce import (_Fail, _found, build_config, coerce_value, component_ref, key_origin,
-                                   recipe_provenance)
+from hashkit.recipe.coerce import build_config, coerce_value, component_ref
+from hashkit.recipe.messages import Invalid, found
+from hashkit.recipe.provenance import key_origin, recipe_provenance
 from hashkit.recipe.overrides import apply_overrides
 from hashkit.recipe.schema import (
     ComponentRef,
@@ -76,14 +77,14 @@ def _fail(message: str, key: str, file: str, prov: dict[str, str]) -> RecipeErro
 def _component(kind: str, table: Any, key: str, file: str, prov: dict[str, str], *, allow_weight: bool = False) -> ComponentRef:
     try:
         return component_ref(kind, table, key, allow_weight=allow_weight)
-    except _Fail as fail:
+    except Invalid as fail:
         raise _fail(fail.message, fail.key, file, prov) from None
 
 
 def _scalar(tp: type, value: Any, key: str, file: str, prov: dict[str, str]) -> Any:
     try:
         return coerce_value(tp, value, key)
-    except _Fail as fail:
+    except Invalid as fail:
         raise _fail(fail.message, key, file, prov) from None
 
 
@@ -99,16 +100,16 @@ def validate_recipe_data(data: dict[str, Any], *, file: str = "<recipe>", proven
     description = _scalar(str, data.get("description", ""), "description", file, prov)
     seed = data.get("seed", 0)
     if isinstance(seed, bool) or not isinstance(seed, int):
-        raise _fail(f"expected int, found {_found(seed)}", "seed", file, prov)
+        raise _fail(f"expected int, found {found(seed)}", "seed", file, prov)
     lengths = data.get("code_lengths", [])
     if isinstance(lengths, int) and not isinstance(lengths, bool):
         lengths = [lengths]
     if not isinstance(lengths, list) or not all(isinstance(x, int) and not isinstance(x, bool) and x > 0 for x in lengths):
-        raise _fail(f"expected a list of positive ints, found {_found(lengths)}", "code_lengths", file, prov)
+        raise _fail(f"expected a list of positive ints, found {found(lengths)}", "code_lengths", file, prov)
 
     model = data.get("model")
     if not isinstance(model, dict):
-        raise _fail(f"expected a [model] table, found {_found(model)}", "model", file, prov)
+        raise _fail(f"expected a [model] table, found {found(model)}", "model", file, prov)
     model = dict(model)
     if "channel_interaction" in model:
         raise _fail("there is no model-level channel interaction: nest it in the component that inserts it, "
@@ -121,7 +122,7 @@ def validate_recipe_data(data: dict[str, Any], *, file: str = "<recipe>", proven
     if isinstance(att, (dict, str)):
         att = [att]
     if not isinstance(att, list):
-        raise _fail(f"expected a list of tables ([[model.attention]]), found {_found(att)}", "model.attention", file, prov)
+        raise _fail(f"expected a list of tables ([[model.attention]]), found {found(att)}", "model.attention", file, prov)
     attention = tuple(_component("attention", t, f"model.attention[{i}]", file, prov) for i, t in enumerate(att))
     for required in ("backbone", "aggregation"):
         if required not in parts:
@@ -135,7 +136,7 @@ def validate_recipe_data(data: dict[str, Any], *, file: str = "<recipe>", proven
     if isinstance(losses_data, dict):
         losses_data = [losses_data]
     if not isinstance(losses_data, list):
-        raise _fail(f"expected a list of tables ([[losses]]), found {_found(losses_data)}", "losses", file, prov)
+        raise _fail(f"expected a list of tables ([[losses]]), found {found(losses_data)}", "losses", file, prov)
     losses = tuple(
         _component("loss", t, f"losses[{i}]", file, prov, allow_weight=True) for i, t in enumerate(losses_data)
     )
@@ -143,7 +144,7 @@ def validate_recipe_data(data: dict[str, Any], *, file: str = "<recipe>", proven
 
     data_section_raw = dict(data.get("data", {}))
     if not isinstance(data.get("data", {}), dict):
-        raise _fail(f"expected a [data] table, found {_found(data.get('data'))}", "data", file, prov)
+        raise _fail(f"expected a [data] table, found {found(data.get('data'))}", "data", file, prov)
     dataset_raw = data_section_raw.get("dataset", {"name": "demo"})
     dataset = _component("dataset", dataset_raw, "data.dataset", file, prov)
     if isinstance(dataset_raw, str):
@@ -154,12 +155,12 @@ def validate_recipe_data(data: dict[str, Any], *, file: str = "<recipe>", proven
     for key, cls in (("optimizer", OptimizerSection), ("schedule", ScheduleSection), ("train", TrainSection), ("eval", EvalSection)):
         raw = data.get(key, {})
         if not isinstance(raw, dict):
-            raise _fail(f"expected a [{key}] table, found {_found(raw)}", key, file, prov)
+            raise _fail(f"expected a [{key}] table, found {found(raw)}", key, file, prov)
         sections[key] = build_config(cls, raw, key=key, file=file, provenance=prov)
 
     provenance_notes = data.get("provenance", {})
     if not isinstance(provenance_notes, dict):
-        raise _fail(f"expected a [provenance] table, found {_found(provenance_notes)}", "provenance", file, prov)
+        raise _fail(f"expected a [provenance] table, found {found(provenance_notes)}", "provenance", file, prov)
 
     return Recipe(
         name=name,
