@@ -15,8 +15,23 @@ import torch
 
 from hashkit.assemble import build
 from hashkit.recipe import load_recipe
+from hashkit.recipe.schema import Recipe
 from hashkit.training.evaluate import evaluate_model
 from hashkit.training.seeding import derive_seed, generator, seed_globals
+
+
+def untrained_scores(recipe: Recipe, length: int | None) -> dict:
+    """``{database kind: {"map": ..., "map_tie_aware": ...}}`` of the recipe's untrained model at ``length``."""
+    seed_globals(derive_seed(recipe.seed, length, "init"))
+    built = build(recipe, length)
+    train = built.data.split("train")
+    built.protocol.setup(train.targets.float(), generator(recipe.seed, length, "setup"))
+    learned = built.protocol.database_codes()
+    res = evaluate_model(built.model.eval(), recipe, query=built.data.split("query"),
+                         database=built.data.split("database"),
+                         learned=(learned, train.targets.float()) if learned is not None else None,
+                         device=torch.device("cpu"))
+    return res.scores
 
 
 def main() -> None:
@@ -27,17 +42,9 @@ def main() -> None:
     args = parser.parse_args()
     recipe = load_recipe(args.recipe, args.overrides)
     for length in args.code_length or recipe.code_lengths or [None]:
-        seed_globals(derive_seed(recipe.seed, length, "init"))
-        built = build(recipe, length)
-        train = built.data.split("train")
-        built.protocol.setup(train.targets.float(), generator(recipe.seed, length, "setup"))
-        learned = built.protocol.database_codes()
-        res = evaluate_model(built.model.eval(), recipe, query=built.data.split("query"),
-                             database=built.data.split("database"),
-                             learned=(learned, train.targets.float()) if learned is not None else None,
-                             device=torch.device("cpu"))
+        scores = untrained_scores(recipe, length)
         figures = ", ".join(f"{kind} mAP {s['map']:.4f} (tie-aware {s['map_tie_aware']:.4f})"
-                            for kind, s in res.scores.items())
+                            for kind, s in scores.items())
         print(f"{recipe.name} L={length} untrained: {figures}")
 
 
