@@ -73,8 +73,70 @@ def test_tampered_codes_fail_the_checksum(tmp_path):
     start = 8 + size + header["codes"]["data_offsets"][0]
     data[start] ^= 0x80
     path.write_bytes(bytes(data))
-    with pytest.raises(CodeFileError, match="codes_sha256"):
+    with pytest.raises(CodeFileError, match="sha256 checksum"):
         load_code_file(path)
+
+
+def _flip_byte(path, tensor, offset=0):
+    data = bytearray(path.read_bytes())
+    (size,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8:8 + size])
+    data[8 + size + header[tensor]["data_offsets"][0] + offset] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("tensor, offset", [
+    ("paths_utf8", 3),     # a garbled path
+    ("ids", 0),            # id 0 -> 1 (the issue: id 0 silently became 64)
+    ("labels", 2),
+    ("descriptors", 5),
+])
+def test_every_tensor_is_covered_by_the_checksum(tmp_path, tensor, offset):
+    paths = [f"dir/img{i}.jpg" for i in range(20)]
+    path, _ = write(tmp_path, paths=paths, labels=torch.eye(4)[torch.arange(20) % 4],
+                    descriptors=torch.randn(20, 6))
+    assert load_code_file(path).paths == tuple(paths)
+    _flip_byte(path, tensor, offset)
+    with pytest.raises(CodeFileError, match="sha256 checksum"):
+        load_code_file(path)
+
+
+@pytest.mark.parametrize("edit", [
+    {"num_bits": "16"},                 # same byte width as 12 bits: only the checksum can tell
+    {"extra.code_length": "16"},
+    {"recipe_hash": "0" * 64},
+    {"skipped": "[]"},
+])
+def test_metadata_giving_meaning_to_the_codes_is_covered(tmp_path, edit):
+    path, _ = write(tmp_path, extra={"code_length": 12})
+    _rewrite_header(path, lambda h: h["__metadata__"].update(edit))
+    with pytest.raises(CodeFileError, match="sha256 checksum"):
+        load_code_file(path)
+
+
+def test_unexpected_metadata_and_old_format_are_refused(tmp_path):
+    path, _ = write(tmp_path)
+    _rewrite_header(path, lambda h: h["__metadata__"].update(comment="hi"))
+    with pytest.raises(CodeFileError, match="unexpected metadata"):
+        load_code_file(path)
+    path, _ = write(tmp_path)
+    _rewrite_header(path, lambda h: h["__metadata__"].update(format_version="1"))
+    with pytest.raises(CodeFileError, match="re-encode"):
+        load_code_file(path)
+
+
+def test_non_utf8_file_names_round_trip_losslessly(tmp_path):
+    import os
+
+    raw = b"caf\xe9-latin1.jpg"          # not valid UTF-8
+    name = os.fsdecode(raw)               # how Python lists it on POSIX (surrogate escape)
+    path, _ = write(tmp_path, n=3, paths=[name, "ok/ü.jpg", "x.png"], skipped=[("bad.png", "cannot read")])
+    f = load_code_file(path)
+    assert f.paths[0] == name and os.fsencode(f.paths[0]) == raw
+    assert f.paths[1] == "ok/ü.jpg" and f.skipped == [("bad.png", "cannot read")]
+    from hashkit.codes.code_file import printable_path
+
+    assert printable_path(f.paths[0]) == "caf\\xe9-latin1.jpg"
 
 
 def test_not_a_hashkit_file(tmp_path):
