@@ -11,6 +11,7 @@ import pytest
 import torch
 from torch import nn
 
+from file_faults import rewrite_header
 from hashkit.errors import CheckpointError
 from hashkit.training.checkpoint import (
     capture_rng,
@@ -96,19 +97,6 @@ def test_flipped_byte_is_a_checksum_error(tmp_path):
         load_checkpoint(path)
 
 
-def _edit_header(path, edit):
-    """Rewrite the safetensors JSON header of ``path`` with ``edit(header)`` (tensor bytes unchanged)."""
-    import struct
-
-    data = path.read_bytes()
-    (size,) = struct.unpack("<Q", data[:8])
-    header = json.loads(data[8:8 + size])
-    edit(header)
-    raw = json.dumps(header).encode()
-    raw += b" " * ((8 - len(raw) % 8) % 8)
-    path.write_bytes(struct.pack("<Q", len(raw)) + raw + data[8 + size:])
-
-
 @pytest.mark.parametrize("field, value", [
     ("log_lines", 10),            # the reported attack: resume would cut metrics.jsonl to 10 lines
     ("position", {"step": 0}),
@@ -125,18 +113,18 @@ def test_edited_metadata_is_a_checksum_error(tmp_path, field, value):
         stored[field] = value
         header["__metadata__"]["meta"] = json.dumps(stored, sort_keys=True)
 
-    _edit_header(path, edit)
+    rewrite_header(path, edit)
     with pytest.raises(CheckpointError, match="checksum mismatch"):
         load_checkpoint(path)
 
 
 def test_added_header_field_and_old_format_are_refused(tmp_path):
     path = _saved(tmp_path)
-    _edit_header(path, lambda h: h["__metadata__"].update(note="x"))
+    rewrite_header(path, lambda h: h["__metadata__"].update(note="x"))
     with pytest.raises(CheckpointError, match="checksum mismatch"):
         load_checkpoint(path)
     path = _saved(tmp_path)
-    _edit_header(path, lambda h: h["__metadata__"].update(format_version="1"))
+    rewrite_header(path, lambda h: h["__metadata__"].update(format_version="1"))
     with pytest.raises(CheckpointError, match="format '1' is older"):
         load_checkpoint(path)
 
