@@ -13,16 +13,52 @@ from hashkit.errors import DataError
 from hashkit.interfaces.dataset import ImageReader
 
 
+#: modes with an alpha channel (premultiplied ``La``/``RGBa`` included), composited onto white
+_ALPHA_MODES = {"RGBA", "LA", "PA", "La", "RGBa"}
+
+
+def _wide_to_8bit(img: Image.Image) -> Image.Image:
+    """A 16-bit (``I;16*``), 32-bit integer (``I``) or float (``F``) gray image as 8-bit ``L``.
+
+    - ``I;16``, ``I;16B``, ``I;16L``, ``I;16N`` and ``I``: the 16-bit range 0..65535 maps linearly onto
+      0..255 (``round(v / 257)``); ``I`` values outside 0..65535 are clipped;
+    - ``F``: values in [0, 1] are scaled by 255; an image with any value above 1 is taken as already on the
+      0..255 scale; both are clipped to 0..255.
+    """
+    arr = np.asarray(img)
+    if img.mode == "F":
+        arr = arr.astype(np.float64)
+        finite = arr[np.isfinite(arr)]
+        scale = 255.0 if finite.size == 0 or finite.max() <= 1.0 else 1.0
+        out = np.nan_to_num(arr * scale, nan=0.0, posinf=255.0, neginf=0.0)
+    else:
+        out = np.clip(arr.astype(np.float64), 0, 65535) / 257.0
+    return Image.fromarray(np.clip(np.rint(out), 0, 255).astype(np.uint8), mode="L")
+
+
 def to_rgb(img: Image.Image) -> Image.Image:
-    """Convert any PIL mode to RGB; transparent pixels (RGBA, LA, P with transparency) go onto white."""
+    """Convert any PIL mode to 8-bit RGB.
+
+    - ``RGB``: unchanged; ``L``, ``1``, ``P`` (opaque), ``CMYK``, ``YCbCr``, ``LAB``, ``HSV``, ``RGBX``: PIL's
+      conversion;
+    - 16-bit, 32-bit integer and float gray images (``I;16*``, ``I``, ``F``): scaled to 8 bits first (see
+      :func:`_wide_to_8bit`), never clipped at 255;
+    - alpha (``RGBA``, ``LA``, ``PA``, premultiplied ``RGBa``/``La``, ``P`` or ``L`` with a transparency
+      entry): composited onto white.
+    """
     if img.mode == "RGB":
         return img
-    if img.mode in ("RGBA", "LA") or (img.mode == "P" and "transparency" in img.info):
-        rgba = img.convert("RGBA")
+    if img.mode in ("I", "F") or img.mode.startswith("I;16"):
+        return _wide_to_8bit(img).convert("RGB")
+    if img.mode in _ALPHA_MODES or (img.mode in ("P", "L") and "transparency" in img.info):
+        rgba = (img.convert("LA") if img.mode == "La" else img).convert("RGBA")
         background = Image.new("RGB", rgba.size, (255, 255, 255))
         background.paste(rgba, mask=rgba.getchannel("A"))
         return background
-    return img.convert("RGB")
+    try:
+        return img.convert("RGB")
+    except (ValueError, OSError) as exc:
+        raise DataError(f"image mode {img.mode!r} cannot be converted to RGB ({exc})") from None
 
 
 class FileImageReader(ImageReader):
