@@ -23,8 +23,22 @@ from hashkit.recipe.schema import ComponentRef, Recipe
 from hashkit.registry import get_registry
 
 
+def built_for(ctx: BuildContext) -> dict[str, Any]:
+    """What a component was built to receive, as plain numbers (kept on the component as ``built_for``, so
+    :class:`~hashkit.HashingModel` can check components made separately against each other)."""
+    return {
+        "in_channels": ctx.in_spec.channels if ctx.in_spec is not None else None,
+        "stages": {name: spec.channels for name, spec in (ctx.stages or {}).items()},
+        "num_maps": ctx.num_maps,
+        "descriptor_dims": dict(ctx.descriptor_dims or {}),
+    }
+
+
 def make_component(kind: str, name: str, params: Mapping[str, Any] | Any = None, ctx: BuildContext | None = None):
-    """Build one registered component from ``params`` (a dict or an instance of its config class)."""
+    """Build one registered component from ``params`` (a dict or an instance of its config class).
+
+    The component gets ``registered_name``, ``registered_kind`` and ``built_for`` (see :func:`built_for`).
+    """
     entry = get_registry().get(kind, name)
     if params is None:
         config = entry.config()
@@ -32,10 +46,12 @@ def make_component(kind: str, name: str, params: Mapping[str, Any] | Any = None,
         config = params
     else:
         config = build_config(entry.config, dict(params), key=f"{kind}.{name}")
-    obj = entry.factory(config, ctx or BuildContext())
+    ctx = ctx or BuildContext()
+    obj = entry.factory(config, ctx)
     try:
         obj.registered_name = name
         obj.registered_kind = kind
+        obj.built_for = built_for(ctx)
     except (AttributeError, TypeError):  # objects with __slots__ or immutable results
         pass
     return obj

@@ -16,6 +16,7 @@ __all__ = [
     "CheckpointError",
     "CodeFileError",
     "TrainingError",
+    "OutputError",
 ]
 
 
@@ -66,3 +67,7 @@ class CodeFileError(HashkitError):
 
 class TrainingError(HashkitError):
     """Training cannot go on (a NaN or inf loss): names the step and the loss parts; checkpoints stay intact."""
+
+
+class OutputError(HashkitError, OSError):
+    """An output location cannot be written (read-only, full, not a directory, an existing file); names it."""

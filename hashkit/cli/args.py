@@ -1,4 +1,4 @@
-"""Argument helpers shared by several commands (``--set`` overrides)."""
+"""Argument helpers shared by several commands (``--set`` overrides, image-reading options)."""
 
 from __future__ import annotations
 
@@ -10,3 +10,21 @@ def add_set_option(parser: argparse.ArgumentParser) -> None:
         "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
         help="override a recipe value, e.g. --set train.amp=bf16 (TOML literal; repeatable)",
     )
+
+
+def add_image_options(parser: argparse.ArgumentParser) -> None:
+    """``--max-image-pixels N`` for commands that read images (see :mod:`hashkit.data.readers`)."""
+    parser.add_argument(
+        "--max-image-pixels", type=int, default=None, metavar="N",
+        help="refuse images with more than N pixels (default: PIL's limit, 178956970; 0 = no limit)",
+    )
+
+
+def apply_image_options(args: argparse.Namespace) -> None:
+    """Export ``--max-image-pixels`` to the environment, where readers (and DataLoader workers) find it."""
+    import os
+
+    from hashkit.data.readers import MAX_PIXELS_ENV
+
+    if getattr(args, "max_image_pixels", None) is not None:
+        os.environ[MAX_PIXELS_ENV] = str(args.max_image_pixels)

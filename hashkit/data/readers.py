@@ -1,9 +1,19 @@
 """Picklable image readers: :class:`FileImageReader` (files under a root) and :class:`ArrayImageReader`
 (in-memory ``uint8`` arrays). Both return RGB ``PIL.Image`` objects and raise
-:class:`~hashkit.errors.DataError` naming the image when it cannot be read."""
+:class:`~hashkit.errors.DataError` naming the image when it cannot be read.
+
+Large images: a file whose header declares more pixels than :func:`max_image_pixels` is refused before it is
+decoded (a guard against decompression bombs, as PIL's own). The limit defaults to the size PIL refuses
+(twice ``PIL.Image.MAX_IMAGE_PIXELS``, 178,956,970 pixels) and is set with the environment variable
+``HASHKIT_MAX_IMAGE_PIXELS`` (``0`` = no limit), which the ``--max-image-pixels`` option of the commands that
+read images sets; DataLoader workers inherit it.
+"""
 
 from __future__ import annotations
 
+import os
+import threading
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +21,43 @@ from PIL import Image, UnidentifiedImageError
 
 from hashkit.errors import DataError
 from hashkit.interfaces.dataset import ImageReader
+
+#: environment variable holding the pixel limit (an integer; 0 = no limit)
+MAX_PIXELS_ENV = "HASHKIT_MAX_IMAGE_PIXELS"
+_PIL_LIMIT_LOCK = threading.Lock()
+
+
+def max_image_pixels() -> int | None:
+    """The largest image (width x height) the readers open; ``None`` = no limit."""
+    value = os.environ.get(MAX_PIXELS_ENV, "").strip()
+    if value:
+        try:
+            limit = int(value.replace("_", ""))
+        except ValueError:
+            raise DataError(f"{MAX_PIXELS_ENV}={value!r} is not an integer (0 = no limit)") from None
+        return limit if limit > 0 else None
+    return 2 * Image.MAX_IMAGE_PIXELS if Image.MAX_IMAGE_PIXELS else None
+
+
+def open_image(path: Path) -> Image.Image:
+    """Open and fully decode ``path`` after checking its size against :func:`max_image_pixels`."""
+    limit = max_image_pixels()
+    with _PIL_LIMIT_LOCK:  # PIL's own guard is replaced by ours for the duration of the open
+        saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+        try:
+            img = Image.open(path)
+        finally:
+            Image.MAX_IMAGE_PIXELS = saved
+    with img:
+        width, height = img.size
+        if limit is not None and width * height > limit:
+            raise DataError(f"image {path} is {width}x{height} = {width * height:,} pixels, more than the limit of "
+                            f"{limit:,} (a guard against decompression bombs); raise it with --max-image-pixels N "
+                            f"or {MAX_PIXELS_ENV}=N (0 = no limit)")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img.load()
+        return to_rgb(img)
 
 
 #: modes with an alpha channel (premultiplied ``La``/``RGBa`` included), composited onto white
@@ -80,9 +127,9 @@ class FileImageReader(ImageReader):
     def __call__(self, item: str) -> Image.Image:
         path = self.path(item)
         try:
-            with Image.open(path) as img:
-                img.load()
-                return to_rgb(img)
+            return open_image(path)
+        except DataError:
+            raise
         except FileNotFoundError:
             raise DataError(f"image not found: {path}") from None
         except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:

@@ -146,8 +146,9 @@ def save_checkpoint(path: Path, tensors: Mapping[str, Tensor], meta: Mapping[str
         atomic_write_text(path.with_suffix(".json"), json.dumps(info, indent=2, sort_keys=True) + "\n")
 
 
-def load_checkpoint(path: Path) -> tuple[dict[str, Tensor], dict[str, Any]]:
-    """Read and validate a checkpoint: ``(tensors, meta)``; :class:`CheckpointError` on any problem."""
+def load_checkpoint(path: Path, *, with_digest: bool = False):
+    """Read and validate a checkpoint: ``(tensors, meta)``, plus its content digest with ``with_digest``;
+    :class:`CheckpointError` on any problem."""
     from safetensors import safe_open
 
     path = Path(path)
@@ -180,7 +181,7 @@ def load_checkpoint(path: Path) -> tuple[dict[str, Tensor], dict[str, Any]]:
         meta = json.loads(header["meta"])
     except (KeyError, json.JSONDecodeError) as exc:
         raise CheckpointError(f"{path}: checkpoint metadata unreadable ({exc})") from None
-    return tensors, meta
+    return (tensors, meta, digest) if with_digest else (tensors, meta)
 
 
 def split_prefix(tensors: Mapping[str, Tensor], prefix: str) -> dict[str, Tensor]:

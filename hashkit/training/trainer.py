@@ -24,7 +24,6 @@ import copy
 import json
 import math
 import os
-import sys
 import time
 from pathlib import Path
 from typing import Any, Mapping
@@ -104,11 +103,6 @@ def configure_determinism(enabled: bool) -> None:
 
 def _float_tensors(extras: Mapping[str, Any]) -> dict[str, Any]:
     return {k: (v.float() if isinstance(v, Tensor) and v.is_floating_point() else v) for k, v in extras.items()}
-
-
-def _bar_interval() -> float:
-    """tqdm refresh interval: live on a terminal, every 30 s into a log file (no carriage-return spam)."""
-    return 0.5 if sys.stderr.isatty() else 30.0
 
 
 def _fmt(value: float) -> str:
@@ -252,16 +246,15 @@ class LengthTrainer:
         set_learning_rate(self.optimizer, lr_factor(sched, t, total, self.recipe.optimizer.lr))
 
     def train(self) -> None:
-        from tqdm import tqdm
+        from hashkit.progress import progress_bar
 
         tr = self.recipe.train
         pos = self.position
         show = tr.progress and self.info.is_main
         total_epochs = self.num_rounds * self.epochs_per_round
         label = f"L={self.code_length}" if self.code_length else "real"
-        epochs_bar = tqdm(total=total_epochs, initial=pos.round * self.epochs_per_round + pos.epoch,
-                          desc=f"{label} epochs", unit="epoch", disable=not show, file=sys.stderr, dynamic_ncols=True,
-                          mininterval=_bar_interval())
+        epochs_bar = progress_bar(total=total_epochs, initial=pos.round * self.epochs_per_round + pos.epoch,
+                                  desc=f"{label} epochs", unit="epoch", enabled=show)
         self.model.train()
         self.losses.train()
         try:
@@ -311,7 +304,7 @@ class LengthTrainer:
                 "db_distinct_codes": int(torch.unique(signs, dim=0).shape[0])}
 
     def _run_epoch(self, r: int, e: int, show: bool) -> None:
-        from tqdm import tqdm
+        from hashkit.progress import progress_bar, set_postfix
 
         tr = self.recipe.train
         pos = self.position
@@ -327,9 +320,8 @@ class LengthTrainer:
             plans.append((b, batch, local, weight, seed, offset))
         loader = batch_loader(self.images, [seeded_keys(p[2], p[4], p[5]) for p in plans],
                               self.recipe.data.num_workers, pin=self.device.type == "cuda")
-        bar = tqdm(total=len(batches), initial=start, desc=f"round {r + 1}/{self.num_rounds} epoch "
-                   f"{e + 1}/{self.epochs_per_round}", unit="step", leave=False, disable=not show,
-                   file=sys.stderr, dynamic_ncols=True, mininterval=_bar_interval())
+        bar = progress_bar(total=len(batches), initial=start, desc=f"round {r + 1}/{self.num_rounds} epoch "
+                           f"{e + 1}/{self.epochs_per_round}", unit="step", leave=False, enabled=show)
         try:
             for (b, batch, local, weight, seed, _), (images, targets, indices) in zip(plans, loader):
                 self._lr(r, e, len(batches))
@@ -338,7 +330,7 @@ class LengthTrainer:
                 pos.step += 1
                 bar.update(1)
                 if show:
-                    bar.set_postfix(loss=_fmt(loss))
+                    set_postfix(bar, loss=_fmt(loss))
                 if pos.step % tr.log_every == 0 or pos.step == 1:
                     self.log.write("step", {"step": pos.step, "round": r, "epoch": e, "batch": b,
                                             "lr": self.optimizer.param_groups[0]["lr"], "loss": loss, **parts})

@@ -18,7 +18,7 @@ import warnings
 from collections import Counter
 from pathlib import Path
 
-from hashkit.cli.args import add_set_option
+from hashkit.cli.args import add_image_options, add_set_option
 from hashkit.errors import DataError
 
 
@@ -39,6 +39,7 @@ def add_parser(subparsers) -> None:
     add_set_option(c)
     c.add_argument("--manifest", type=Path, help="also verify the split against this manifest")
     c.add_argument("--images", action="store_true", help="open every image and report unreadable ones")
+    add_image_options(c)
     c.set_defaults(func=run_check)
     parser.set_defaults(func=lambda args: (parser.print_help(), 2)[1])
 

@@ -13,7 +13,7 @@ import argparse
 import json
 from pathlib import Path
 
-from hashkit.cli.args import add_set_option
+from hashkit.cli.args import add_image_options, add_set_option
 
 
 def add_parser(sub) -> None:
@@ -27,6 +27,7 @@ def add_parser(sub) -> None:
     p.add_argument("--json", action="store_true", help="print the report as JSON instead of a table")
     p.add_argument("--plots", type=Path, default=None, metavar="DIR", help="write PNG plots into DIR")
     p.add_argument("--device", default=None, help="override train.device (auto, cpu, cuda, ...)")
+    add_image_options(p)
     p.set_defaults(func=run)
 
 
