@@ -7,6 +7,7 @@ stderr with exit status 2. Anything else is an internal error (exit status 1).
 from __future__ import annotations
 
 __all__ = [
+    "shorten",
     "HashkitError",
     "RecipeError",
     "UnknownComponentError",
@@ -17,7 +18,16 @@ __all__ = [
     "CodeFileError",
     "TrainingError",
     "OutputError",
+    "RecipeWarning",
 ]
+
+
+def shorten(value: object, limit: int = 80) -> str:
+    """``repr(value)`` cut to ``limit`` characters: user input echoed in an error message stays short."""
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit - 3]}... ({len(text):,} characters)"
 
 
 class HashkitError(Exception):
@@ -30,6 +40,8 @@ class RecipeError(HashkitError, ValueError):
     def __init__(self, message: str, *, file: str | None = None, key: str | None = None):
         self.file = file
         self.key = key
+        if key and len(key) > 120:
+            key = f"{key[:100]}... ({len(key):,} characters)"
         where = ""
         if file:
             where += f"{file}: "
@@ -63,6 +75,11 @@ class CheckpointError(HashkitError):
 
 class CodeFileError(HashkitError):
     """A code file (packed hash codes) is truncated, inconsistent or of an unknown format."""
+
+
+class RecipeWarning(UserWarning):
+    """A recipe value that is accepted but does not act as written (e.g. clamped to the data); shown by
+    ``hashkit recipe validate`` and at the start of a run."""
 
 
 class TrainingError(HashkitError):

@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 
 
-def add_set_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-        help="override a recipe value, e.g. --set train.amp=bf16 (TOML literal; repeatable)",
-    )
+SET_HELP = "override a recipe value, e.g. --set train.amp=bf16 (TOML literal; repeatable)"
+
+
+def add_set_option(parser: argparse.ArgumentParser, help: str = SET_HELP) -> None:
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help=help)
 
 
 def add_image_options(parser: argparse.ArgumentParser) -> None:

@@ -24,6 +24,7 @@ import copy
 import json
 import math
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any, Mapping
@@ -127,8 +128,11 @@ class LengthTrainer:
         self.train_labels = self.train_split.targets.float()
         tr = recipe.train
 
+        from hashkit.training.start_checks import recording, schedule_warnings
+
         seed_globals(derive_seed(recipe.seed, code_length, "init"))
-        built = build(recipe, code_length, data=data)
+        with recording() as self.warnings:
+            built = build(recipe, code_length, data=data)
         self.model = built.model.to(device)
         if tr.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
@@ -136,6 +140,7 @@ class LengthTrainer:
         self.protocol = built.protocol
         self.protocol.setup(self.train_labels, generator(recipe.seed, code_length, "setup"))
         self.protocol = self.protocol.to(device) or self.protocol
+        self.warnings += schedule_warnings(recipe, self.protocol, len(self.train_split))
         self.frozen = freeze(self.model, tr.freeze)
         self.optimizer = build_optimizer(
             [*self.model.named_parameters(), *(("losses." + n, p) for n, p in self.losses.named_parameters())],
@@ -156,6 +161,9 @@ class LengthTrainer:
             self.dir.mkdir(parents=True, exist_ok=True)
             if self.log.path.exists():
                 self.log.path.unlink()  # a kill before the first checkpoint: start the log again
+            for message in self.warnings:  # logged once, at the fresh start (a resume keeps these lines)
+                print(f"hashkit: warning: L={code_length}: {message}", file=sys.stderr)
+                self.log.write("warning", {"message": message})
         from hashkit.data.image_dataset import ImageDataset
         from hashkit.data.transforms import build_transform
 

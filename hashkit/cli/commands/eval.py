@@ -3,8 +3,10 @@
 Loads every code length of the run (:func:`hashkit.runs.load_run`: the selected model when the run selected
 one, else the last), encodes the query (and, for ``encoded``, the database) split and scores it with the run's
 ``[eval]`` section; ``--set eval.drop_last_item=true`` or ``--set eval.topk=[0,100]`` change what is measured
-without retraining (``--set`` applies to the saved recipe). Prints the mAP table, or JSON with ``--json``;
-``--plots DIR`` writes precision-recall and precision@k plots when those metrics were computed.
+without retraining (``--set`` applies to the saved recipe). Prints the table (every computed metric), or JSON
+with ``--json``. ``--plots DIR`` adds what the plots need to the measured metrics (``pr_curve`` and
+``precision@K`` for K in :data:`PLOT_K`) and writes a precision-recall and a precision@k plot per database
+kind of Hamming codes.
 """
 
 from __future__ import annotations
@@ -14,6 +16,9 @@ import json
 from pathlib import Path
 
 from hashkit.cli.args import add_image_options, add_set_option
+
+#: the k of the precision@k plot
+PLOT_K = (1, 5, 10, 20, 50, 100)
 
 
 def add_parser(sub) -> None:
@@ -72,10 +77,23 @@ def evaluate_run(run_dir: Path, overrides=None, code_lengths=None, which: str = 
             "drop_last_item": recipe.eval.drop_last_item, "run_dir": str(run_dir), "results": results}
 
 
+def plot_overrides(run_dir: Path, overrides: list[str]) -> list[str]:
+    """``overrides`` plus an ``eval.metrics`` that also computes what the plots draw."""
+    from hashkit.recipe import load_recipe
+    from hashkit.training.run_dir import RECIPE_FILE
+
+    metrics = list(load_recipe(run_dir / RECIPE_FILE, overrides).eval.metrics)
+    for name in ("pr_curve", *(f"precision@{k}" for k in PLOT_K)):
+        if name not in metrics:
+            metrics.append(name)
+    return [*overrides, f"eval.metrics={json.dumps(metrics)}"]
+
+
 def run(args: argparse.Namespace) -> int:
     from hashkit.training.report_text import report_table
 
-    report = evaluate_run(args.run, args.overrides, args.code_lengths, "last" if args.last else "selected",
+    overrides = plot_overrides(args.run, args.overrides) if args.plots is not None else args.overrides
+    report = evaluate_run(args.run, overrides, args.code_lengths, "last" if args.last else "selected",
                           args.device)
     if args.json:
         print(json.dumps(report, indent=2, sort_keys=True))
@@ -99,5 +117,5 @@ def run(args: argparse.Namespace) -> int:
                 if path is not None:
                     print(f"wrote {path}")
         if not any(args.plots.iterdir()):
-            print("no plots: they need the pr_curve / precision@K metrics, e.g. --set 'eval.metrics=[\"map\", \"pr_curve\", \"precision@10\"]'")
+            print("no plots: precision-recall and precision@k plots are drawn for Hamming codes only")
     return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from hashkit.cli.args import add_set_option
 
@@ -25,10 +26,25 @@ def add_parser(sub) -> None:
 
 
 def run_validate(args: argparse.Namespace) -> int:
+    import sys
+
+    from hashkit.assemble import build_dataset
+    from hashkit.errors import DataError
     from hashkit.recipe import load_recipe
+    from hashkit.training.start_checks import start_warnings
 
     recipe = load_recipe(args.file, args.overrides)
-    print(f"{recipe.source}: ok ({recipe.name}; code lengths {list(recipe.code_lengths) or '-'})")
+    try:
+        data = build_dataset(recipe)
+    except DataError as exc:
+        data = None
+        note = f" (dataset not checked: {exc})"
+    else:
+        note = ""
+    messages = start_warnings(recipe, data, (recipe.code_lengths or (None,))[0]) if data is not None else []
+    print(f"{recipe.source}: ok ({recipe.name}; code lengths {list(recipe.code_lengths) or '-'}){note}")
+    for message in messages:
+        print(f"hashkit: warning: {message}", file=sys.stderr)
     return 0
 
 
@@ -37,15 +53,14 @@ def run_show(args: argparse.Namespace) -> int:
     from hashkit.recipe.toml_writer import dumps_toml
 
     recipe = load_recipe(args.file, args.overrides)
-    print(f"# resolved recipe: {recipe.source}")
-    print(dumps_toml(recipe.raw))
-    if args.no_model:
-        return 0
-    from hashkit.assemble import build_model
-    from hashkit.model.summary import model_summary
+    text = f"# resolved recipe: {recipe.source}\n{dumps_toml(recipe.raw)}"
+    if not args.no_model:
+        from hashkit.assemble import build_model
+        from hashkit.model.summary import model_summary
 
-    model = build_model(recipe, args.code_length, num_classes=_num_classes_hint(recipe))
-    print(model_summary(model))
+        model = build_model(recipe, args.code_length, num_classes=_num_classes_hint(recipe))
+        text += "\n" + model_summary(model)
+    sys.stdout.write(text.rstrip("\n") + "\n")  # one final newline, whatever the parts end with
     return 0
 
 
