@@ -52,7 +52,7 @@ def _quiet_broken_pipe() -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         os.close(devnull)
-    except (OSError, ValueError):  # pragma: no cover - stdout without a file descriptor
+    except (OSError, ValueError, AttributeError):  # stdout without a file descriptor
         pass
     return 141
 
@@ -79,7 +79,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        status = _main(argv)
+        try:
+            status = _main(argv)
+        except SystemExit:  # argparse's --help, --version and usage errors
+            sys.stdout.flush()
+            raise
         sys.stdout.flush()  # a closed pipe shows up here for short outputs
         return status
     except BrokenPipeError:

@@ -9,7 +9,10 @@ encoded again) and continues with the first missing one; the final file equals a
 When every chunk is done the code file is written atomically and the ``.partial`` directory removed.
 
 A ``.partial`` directory of another job (other images, model or options) is never mixed in: the encode
-refuses to start unless told to overwrite, which discards it.
+refuses to start unless told to overwrite, which discards it. Whether unreadable images are skipped is not
+part of the job: chunks finished without skipping serve a rerun with ``--skip-bad-images`` (the usual
+sequence after an encode stopped at a bad file), and a chunk that skipped images stops a rerun without it at
+the first skipped image, as encoding it again would.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from hashkit.atomic_io import atomic_write_text
 from hashkit.codes.code_file import encode_path, load_code_file, save_code_file
 from hashkit.codes.encoder import EncodedImages
 from hashkit.codes.packing import pack_codes
-from hashkit.errors import CodeFileError, OutputError
+from hashkit.errors import CodeFileError, DataError, OutputError
 
 PARTIAL_SUFFIX = ".partial"
 JOB_FILE = "job.json"
@@ -90,7 +93,8 @@ def _finished_chunk(path: Path, start: int, stop: int) -> Any:
 
 def encode_collection(out: Path, items: Sequence[str], job: dict[str, Any],
                       encode_range: Callable[[int, int], EncodedImages], *, num_bits: int, chunk_size: int,
-                      overwrite: bool = False, on_resume: Callable[[int], None] | None = None) -> EncodedCollection:
+                      overwrite: bool = False, skip_bad_images: bool = False,
+                      on_resume: Callable[[int], None] | None = None) -> EncodedCollection:
     """Encode ``items`` in chunks through ``encode_range(start, stop)``, keeping finished chunks on disk.
 
     ``job`` identifies what is encoded (model, transform, options); the image list and chunk size are added
@@ -105,6 +109,11 @@ def encode_collection(out: Path, items: Sequence[str], job: dict[str, Any],
     _prepare(pdir, job, overwrite)
     bounds = [(s, min(s + chunk_size, len(items))) for s in range(0, len(items), chunk_size)]
     chunks = [_finished_chunk(pdir / f"chunk-{c:06d}.safetensors", s, e) for c, (s, e) in enumerate(bounds)]
+    if not skip_bad_images:
+        for chunk in chunks:
+            if chunk is not None and chunk.skipped:
+                path, reason = chunk.skipped[0]
+                raise DataError(f"{reason} (pass --skip-bad-images to leave unreadable images out)")
     done = sum(e - s for (s, e), chunk in zip(bounds, chunks) if chunk is not None)
     if done and on_resume is not None:
         on_resume(done)

@@ -122,8 +122,8 @@ def run(args: argparse.Namespace) -> int:
         warn(depends)
     transform, reader, device = build_transform(section), FileImageReader(root), pick_device(args.device)
     job = {"hashkit": __version__, "weights_sha256": loaded.weights_sha256, "code_length": model.code_length,
-           "transform": repr(section), "root": str(root.resolve()), "skip_bad_images": args.skip_bad_images,
-           "descriptors": args.descriptors, "batch_size": args.batch_size if depends else None}
+           "transform": repr(section), "root": str(root.resolve()), "descriptors": args.descriptors,
+           "batch_size": args.batch_size if depends else None}
     with progress_bar(total=len(items), desc="encode", unit="image", enabled=not args.no_progress) as bar:
         def encode_range(start: int, stop: int):
             return encode_images(model, transform, reader, items[start:stop], batch_size=args.batch_size,
@@ -135,7 +135,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"hashkit: resuming: {n} of {len(items)} images were encoded by an earlier run", file=sys.stderr)
 
         done = encode_collection(args.out, items, job, encode_range, num_bits=model.code_length,
-                                 chunk_size=args.chunk_size, overwrite=args.overwrite, on_resume=resumed)
+                                 chunk_size=args.chunk_size, overwrite=args.overwrite,
+                                 skip_bad_images=args.skip_bad_images, on_resume=resumed)
     recipe_file = Path(run_dir) / "recipe.toml"
     recipe_hash = hashlib.sha256(recipe_file.read_bytes()).hexdigest() if recipe_file.is_file() else ""
     out = save_code_file(args.out, done.packed, model.code_length, ids=done.ids, paths=done.paths,
