@@ -146,3 +146,31 @@ def test_resuming_a_finished_run_changes_nothing(tmp_path):
     after = th.final_state(run, 8)
     assert all(torch.equal(before[k], after[k]) for k in before)
     assert first["results"]["8"]["last"] == second["results"]["8"]["last"]
+
+
+def test_resume_refuses_overrides_that_change_the_run(tmp_path, capsys):
+    from hashkit.cli.main import main
+    from hashkit.errors import RecipeError
+    from hashkit.training import train
+
+    run = tmp_path / "run"
+    train(th.tiny_recipe(protocol={"name": "pointwise", "epochs": 1}), run)
+    saved = (run / "recipe.toml").read_text()
+    for override in ({"data.batch_size": 4}, {"optimizer.lr": 0.5}, ["model.backbone.width=8"],
+                     {"eval.topk": [0, 10]}):
+        key = next(iter(override)) if isinstance(override, dict) else override[0].split("=")[0]
+        with pytest.raises(RecipeError, match=f"cannot change {key} when resuming"):
+            train(None, run, resume=True, overrides=override)
+    with pytest.raises(RecipeError, match="drop the recipe argument"):
+        train(th.tiny_recipe(), run, resume=True)
+    assert main(["train", "semicon-demo", "--resume", str(run)]) == 2
+    assert "drop semicon-demo" in capsys.readouterr().err
+    # resume-safe keys, and values equal to the run's own, are accepted and recorded
+    train(None, run, resume=True, overrides={"train.device": "cpu", "data.num_workers": 0, "data.batch_size": 8})
+    env = json.loads((run / "environment.json").read_text())
+    assert env["overrides"] == {"train.device": "cpu", "data.num_workers": 0, "data.batch_size": 8}
+    assert main(["train", "--resume", str(run), "--no-progress", "--device", "cpu"]) == 0
+    env = json.loads((run / "environment.json").read_text())
+    assert env["overrides"] == {"train.device": "cpu", "train.progress": False}
+    assert env["resumed_from"][-1]["overrides"]["data.batch_size"] == 8  # the history keeps earlier sessions
+    assert (run / "recipe.toml").read_text() == saved
