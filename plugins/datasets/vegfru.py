@@ -14,33 +14,28 @@ import attrs
 
 from hashkit.errors import DataError
 from hashkit.interfaces import BuildContext, RetrievalData
-from hashkit_plugins.datasets._files import (check_counts, counts_validator, dataset_example, dataset_root,
-                                             expected_or_default, fine_grained_data, folder_names, read_label_list,
-                                             require, write_lines, write_tiny_image)
+from hashkit_plugins.datasets._files import (dataset_example, folder_names, read_label_list, require, write_lines,
+                                             write_tiny_image)
+from hashkit_plugins.datasets._fine_grained import FineGrainedConfig, finish, root_of
 
 OFFICIAL = {"train": 29200, "query": 116931, "classes": 292}
 
 
 @attrs.frozen
-class VegFruConfig:
-    #: the VegFru directory (holding vegfru_list/, veg200_images/, fru92_images/)
-    root: str = ""
-    #: split sizes to check; unset = the official ones, a table = a deliberate subset, {} = no check
-    expected_counts: dict[str, int] | None = attrs.field(default=None, validator=counts_validator)
+class VegFruConfig(FineGrainedConfig):
+    pass
 
 
 def build_vegfru(cfg: VegFruConfig, ctx: BuildContext) -> RetrievalData:
     """VegFru (292 classes) from vegfru_list/vegfru_{train,test}.txt (query = test, database = train)."""
-    root = dataset_root("vegfru", cfg.root)
+    root = root_of("vegfru", cfg)
     train_list, test_list = require("vegfru", root, "vegfru_list/vegfru_train.txt", "vegfru_list/vegfru_test.txt")
     train, test = read_label_list(train_list, "", 0), read_label_list(test_list, "", 0)
     num_classes = max(train[1] + test[1], default=-1) + 1
     if min(train[1] + test[1], default=0) < 0:
         raise DataError(f"{train_list}: labels must be 0-based class ids")
     names = folder_names(train[0] + test[0], train[1] + test[1], num_classes)
-    counts = {"train": len(train[0]), "query": len(test[0]), "classes": num_classes}
-    check_counts("vegfru", root, counts, expected_or_default(cfg.expected_counts, OFFICIAL))
-    return fine_grained_data("vegfru", root, names, train, test)
+    return finish("vegfru", cfg, root, names, train, test, OFFICIAL)
 
 
 def write_miniature(tmp: Path) -> dict:
