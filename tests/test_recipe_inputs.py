@@ -22,8 +22,8 @@ TINY = 'code_lengths = [8]\n[model.backbone]\nname = "tiny_cnn"\n[model.aggregat
 @pytest.mark.parametrize("override, message", [
     ("data=5", "expected a [data] table, found int 5"),
     ("train=[1]", "expected a [train] table"),
-    ("model.backbone=5", "expected a table with a 'name' key"),
-    ("data.dataset=5", "expected a table with a 'name' key"),
+    ("model.backbone=5", "expected a backbone table with a 'name' key"),
+    ("data.dataset=5", "expected a dataset table with a 'name' key"),
 ])
 def test_a_non_table_where_a_table_belongs_is_one_error(tmp_path, override, message):
     (tmp_path / "r.toml").write_text(TINY)
