@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 from PIL import Image
 
 from hashkit.cli.main import main
 
-pytestmark = pytest.mark.slow  # trains a tiny demo run first (~10 s on 2 cores)
+pytestmark = pytest.mark.slow  # uses the session's tiny demo run (conftest.semicon_tiny_run, ~20 s on 2 cores)
 
 
 @pytest.fixture

@@ -6,9 +6,9 @@ cannot be read raises :class:`~hashkit.errors.DataError` naming it, or, with ``s
 and listed in :attr:`EncodedImages.skipped`. Images are read in DataLoader workers when ``num_workers > 0``;
 a worker hands a read error back as a value, so the error reaches the caller as one clean line.
 
-Codes depend only on the image itself unless a component says otherwise: a module with
-``depends_on_batch = True`` (SEM with ``sigma = "batch"``) makes :func:`codes_depend_on_batch` true, and the
-commands warn that an image encoded alone may get another code than inside a batch.
+Codes depend only on the image itself unless a component declares ``eval_batch_dependent``
+(:mod:`hashkit.model.capabilities`; SEM with ``sigma = "batch"``); then :func:`batch_warning` gives the line
+the commands print: an image encoded alone may get another code than inside a batch.
 """
 
 from __future__ import annotations
@@ -57,14 +57,11 @@ def _as_list(batch):
     return batch
 
 
-def codes_depend_on_batch(model: nn.Module) -> list[str]:
-    """Names of the modules of ``model`` whose eval-mode output for an image depends on its batch-mates."""
-    return [name or type(model).__name__ for name, m in model.named_modules() if getattr(m, "depends_on_batch", False)]
-
-
 def batch_warning(model: nn.Module) -> str | None:
     """A warning line when ``model``'s codes depend on the batch (what ``encode`` and ``search`` print)."""
-    names = codes_depend_on_batch(model)
+    from hashkit.model.capabilities import batch_dependent_components
+
+    names = batch_dependent_components(model)
     if not names:
         return None
     return (f"this model's codes depend on the other images in a batch ({', '.join(names)}): an image encoded "

@@ -98,7 +98,7 @@ class HashingModel(nn.Module):
 
         Runs in eval mode whatever mode the model is in (restored afterwards), so BatchNorm uses its running
         statistics and an image gets the same code in any batch, unless a component declares
-        ``depends_on_batch`` (SEM with ``sigma = "batch"``).
+        ``eval_batch_dependent`` (SEM with ``sigma = "batch"``; :mod:`hashkit.model.capabilities`).
         """
         from hashkit.codes.binarize import binarize
 

@@ -2,6 +2,7 @@
 
     hashkit data manifest RECIPE_OR_DATASET [--set KEY=VALUE ...] [--out FILE] [--check FILE]
     hashkit data check RECIPE_OR_DATASET [--set KEY=VALUE ...] [--manifest FILE] [--images]
+    hashkit data images RECIPE_OR_DATASET [--set KEY=VALUE ...] --split database --out DIR [--per-class N]
 
 ``RECIPE_OR_DATASET`` is a recipe file (``.toml``; ``--set`` overrides recipe keys such as
 ``data.dataset.root=/data/CUB_200_2011``) or a registered dataset name (``--set`` then sets that dataset's
@@ -21,9 +22,8 @@ from pathlib import Path
 from hashkit.cli.args import add_image_options, add_set_option
 from hashkit.errors import DataError
 
-
-DESCRIPTION = ("Check a dataset (counts per split and class, unreadable images) and write or verify its split "
-               "manifest. RECIPE_OR_DATASET is a recipe file (.toml) or a registered dataset name such as cub200; "
+DESCRIPTION = ("Check a dataset (counts per split and class, unreadable images), write or verify its split "
+               "manifest, or write a split's images into class folders. RECIPE_OR_DATASET is a recipe file (.toml) or a registered dataset name such as cub200; "
                "a missing file, a count mismatch or a split that differs from a manifest exits with status 2 "
                "and one line saying what differs.")
 SOURCE_HELP = "a recipe file (.toml) or a registered dataset name (e.g. cub200; see `hashkit components dataset`)"
@@ -53,6 +53,16 @@ def add_parser(subparsers) -> None:
     c.add_argument("--images", action="store_true", help="open every image and report unreadable ones")
     add_image_options(c)
     c.set_defaults(func=run_check)
+
+    i = sub.add_parser("images", help="write a split's images as PNG files in one folder per class",
+                       description="Write a split's images as PNG files into one folder per class (e.g. photos to "
+                                   "try hashkit encode and search on).")
+    i.add_argument("source", metavar="RECIPE_OR_DATASET", help=SOURCE_HELP)
+    add_set_option(i, SET_HELP)
+    i.add_argument("--split", default="database", help="split to write (default database)")
+    i.add_argument("--out", type=Path, required=True, metavar="DIR", help="new (or empty) folder to write into")
+    i.add_argument("--per-class", type=int, default=0, metavar="N", help="at most N images per class (0 = all)")
+    i.set_defaults(func=run_images)
     parser.set_defaults(func=lambda args: (parser.print_help(), 2)[1])
 
 
@@ -126,4 +136,35 @@ def run_check(args: argparse.Namespace) -> int:
     if args.manifest:
         manifest = verify_manifest(data, args.manifest)
         print(f"  split matches {args.manifest} ({manifest['checksum']})")
+    return 0
+
+
+def class_folder(name: str) -> str:
+    """A class name as one safe folder name (no separators, no leading dots)."""
+    import re
+
+    return re.sub(r"[^A-Za-z0-9._ -]+", "-", str(name)).strip(" .") or "class"
+
+
+def run_images(args: argparse.Namespace) -> int:
+    """Write ``OUT/<class>/<split>_<index>.png`` for the split's items (an ImageFolder layout that
+    ``hashkit encode`` and ``hashkit serve`` read back, the class as the folder name)."""
+    data = load_data(args.source, args.overrides)
+    split = data.split(args.split)
+    if args.out.exists() and any(args.out.iterdir()):
+        raise DataError(f"{args.out} exists and is not empty; choose a new folder")
+    counts: Counter = Counter()
+    written = 0
+    for index, (item, target) in enumerate(zip(split.items, split.targets)):
+        classes = target.nonzero().flatten().tolist()
+        c = classes[0] if classes else -1
+        if args.per_class and counts[c] >= args.per_class:
+            continue
+        counts[c] += 1
+        name = data.class_names[c] if 0 <= c < len(data.class_names) else (str(c) if c >= 0 else "unlabelled")
+        path = args.out / class_folder(name) / f"{args.split}_{index:06d}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        split.reader(item).save(path)
+        written += 1
+    print(f"wrote {written} images of {data.name}'s {args.split} split in {len(counts)} class folders to {args.out}")
     return 0
