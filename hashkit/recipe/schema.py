@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 import attrs
 
-from hashkit.interfaces.component_ref import ComponentRef
+from hashkit.interfaces.component_ref import ComponentRef, nested_list
 
 
 def _positive(inst, attribute, value):
@@ -47,6 +47,16 @@ class TransformSection:
     scale: tuple[float, float] = (0.08, 1.0)
     ratio: tuple[float, float] = (0.75, 4.0 / 3.0)
     hflip: bool = True
+    #: how ``resize`` applies: "shorter" side to ``resize`` (aspect kept), or "square" (squash to resize x resize)
+    resize_mode: Literal["shorter", "square"] = "shorter"
+    #: train only: "random_resized" = RandomResizedCrop(crop, scale, ratio); "random" = Resize(resize,
+    #: resize_mode) + RandomCrop(crop) (WS-DAN)
+    crop_mode: Literal["random_resized", "random"] = "random_resized"
+    #: train only: ColorJitter ranges after the flip (0 = off), torchvision's meaning
+    brightness: float = attrs.field(default=0.0, validator=attrs.validators.ge(0.0))
+    contrast: float = attrs.field(default=0.0, validator=attrs.validators.ge(0.0))
+    saturation: float = attrs.field(default=0.0, validator=attrs.validators.ge(0.0))
+    hue: float = attrs.field(default=0.0, validator=[attrs.validators.ge(0.0), attrs.validators.le(0.5)])
     mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
     std: tuple[float, float, float] = (0.229, 0.224, 0.225)
     #: grayscale inputs (the demo data) are repeated to 3 channels either way
@@ -102,7 +112,7 @@ class OptimizerSection:
 class ScheduleSection:
     """``[schedule]``: learning-rate schedule stepped per ``unit`` (round = outer iteration or epoch)."""
 
-    name: Literal["constant", "multistep", "cosine", "step"] = "constant"
+    name: Literal["constant", "multistep", "cosine", "step", "exponential"] = "constant"
     unit: Literal["round", "epoch", "step"] = "round"
     milestones: tuple[int, ...] = ()
     gamma: float = 0.1
@@ -139,7 +149,9 @@ class TrainSection:
 class EvalSection:
     """``[eval]``: what is measured after training."""
 
-    metrics: tuple[str, ...] = ("map",)
+    #: metric components (names or tables); ``map`` is always computed, ``<name>@<k>`` is short for
+    #: ``{name = "<name>@k", k = [<k>]}``
+    metrics: tuple[ComponentRef, ...] = nested_list("metric", default=("map",))
     #: database codes: "learned" (protocol's B, ADSH family), "encoded" (through the network), or both
     database: tuple[Literal["learned", "encoded"], ...] = ("encoded",)
     #: mAP@k cut-offs (0 = all)
@@ -181,3 +193,11 @@ class Recipe:
     source: str = ""
     #: free-form notes: where values come from, official logged numbers
     provenance: dict[str, Any] = attrs.field(factory=dict, eq=False)
+    #: ``dotted key -> file`` (or ``"--set"``) that set it, for errors found after loading
+    key_files: dict[str, str] = attrs.field(factory=dict, eq=False, repr=False)
+
+    def origin(self, key: str | None) -> str:
+        """The file (or ``--set``) that set ``key`` or its nearest enclosing table; the recipe's file if none."""
+        from hashkit.recipe.coerce import key_origin
+
+        return (key_origin(self.key_files, key, None) if key else None) or self.source

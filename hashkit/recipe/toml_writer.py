@@ -57,6 +57,11 @@ def _scalar(v: Any) -> str:
     raise TypeError(f"cannot write {type(v).__name__} to TOML")
 
 
+def toml_value(v: Any) -> str:
+    """``v`` as one TOML literal, e.g. the value of a ``--set key=value``."""
+    return _scalar(v)
+
+
 def _is_table_array(v: Any) -> bool:
     return isinstance(v, list) and bool(v) and all(isinstance(x, dict) for x in v)
 

@@ -21,6 +21,7 @@ from hashkit.errors import RecipeError
 from hashkit.recipe.load import load_recipe
 from hashkit.recipe.schema import Recipe
 from hashkit.training import ddp
+from hashkit.training.device import configure_determinism, pick_device
 from hashkit.training.resume_overrides import check_resume_overrides
 from hashkit.training.run_dir import (
     RECIPE_FILE,
@@ -30,7 +31,7 @@ from hashkit.training.run_dir import (
     write_environment,
     write_recipe,
 )
-from hashkit.training.trainer import configure_determinism, pick_device, train_length, write_report
+from hashkit.training.trainer import train_length, write_report
 
 
 def _load(recipe_or_path: Recipe | str | Path | Mapping[str, Any] | None, out_dir: Path, resume: bool,

@@ -7,7 +7,8 @@
 - ``recipe.eval.descriptor``: the real-valued descriptor (aggregation output) of query and database, ranked
   by cosine similarity.
 
-Each database kind gives one result dict from :func:`hashkit.evaluation.evaluate`.
+Each database kind gives one result dict: the ``[eval] metrics`` components merged
+(:mod:`hashkit.evaluation.scoring`).
 """
 
 from __future__ import annotations
@@ -103,14 +104,23 @@ def encode_split(model: nn.Module, split: Split, recipe: Recipe, device: torch.d
                    descriptors=torch.cat(descs) if descs else None)
 
 
+def recipe_metrics(recipe: Recipe) -> list[tuple[str, Any]]:
+    """The metric components ``[eval]`` asks for (:func:`hashkit.evaluation.scoring.metric_set`)."""
+    from hashkit.evaluation.scoring import metric_set
+
+    ev = recipe.eval
+    return metric_set(ev.metrics, topk=ev.topk, drop_last_item=ev.drop_last_item)
+
+
 def score(query: Tensor, database: Tensor, query_labels: Tensor, database_labels: Tensor, recipe: Recipe,
-          kind: str = "hamming") -> dict[str, Any]:
-    from hashkit.evaluation import evaluate
+          kind: str = "hamming", metrics: list[tuple[str, Any]] | None = None) -> dict[str, Any]:
+    """``[eval] metrics`` of one query/database pair, through the registry (``metrics`` built once by the
+    caller with :func:`recipe_metrics`, or here)."""
+    from hashkit.evaluation.scoring import score as run_metrics
 
     problem = RetrievalProblem(query=query, database=database, query_labels=query_labels,
                                database_labels=database_labels, kind=kind)
-    return evaluate(problem, metrics=tuple(recipe.eval.metrics), topk=tuple(recipe.eval.topk),
-                    drop_last_item=recipe.eval.drop_last_item)
+    return run_metrics(problem, metrics if metrics is not None else recipe_metrics(recipe))
 
 
 @attrs.define
@@ -132,6 +142,7 @@ def evaluate_model(model: nn.Module, recipe: Recipe, *, query: Split, database: 
     """
     kinds = tuple(kinds or recipe.eval.database)
     ev = recipe.eval
+    metrics = recipe_metrics(recipe)
     real_valued = getattr(model, "hash_head", None) is None
     want_desc = ev.descriptor or real_valued
     q = encode(model, query, recipe, device, limit=ev.max_queries, descriptors=want_desc, progress=progress,
@@ -152,17 +163,18 @@ def evaluate_model(model: nn.Module, recipe: Recipe, *, query: Split, database: 
                 db_codes, db_labels = learned
                 if ev.max_database:
                     db_codes, db_labels = db_codes[: ev.max_database], db_labels[: ev.max_database]
-                scores["learned"] = score(q.codes, db_codes, q.labels, db_labels, recipe)
+                scores["learned"] = score(q.codes, db_codes, q.labels, db_labels, recipe, metrics=metrics)
                 codes["database_learned"], codes["database_learned_labels"] = db_codes, db_labels
             elif kind == "encoded":
                 if db is None:
                     raise ContractError("eval.database includes 'encoded' but there is no database split")
-                scores["encoded"] = score(q.codes, db.codes, q.labels, db.labels, recipe)
+                scores["encoded"] = score(q.codes, db.codes, q.labels, db.labels, recipe, metrics=metrics)
                 codes["database_encoded"], codes["database_encoded_labels"] = db.codes, db.labels
     if want_desc:
         if db is None:
             raise ContractError("descriptor evaluation needs a database split to encode")
-        scores["descriptor"] = score(q.descriptors, db.descriptors, q.labels, db.labels, recipe, kind="cosine")
+        scores["descriptor"] = score(q.descriptors, db.descriptors, q.labels, db.labels, recipe, kind="cosine",
+                                    metrics=metrics)
     return EvalResult(scores=scores, codes=codes)
 
 

@@ -3,7 +3,7 @@
 Components report such values with ``warnings.warn(message, hashkit.errors.RecipeWarning)`` when they are
 built (ADSH: ``num_samples`` above the training-set size is clamped); the core adds the schedule checks
 (``milestones`` beyond the end of training or a ``warmup`` as long as it, e.g. inherited from a longer parent recipe).
-``hashkit recipe validate`` prints them when the dataset can be loaded; a run prints them at its start and
+``hashkit recipe validate`` prints them when the dataset can be loaded (:mod:`hashkit.preflight`); a run prints them at its start and
 writes them to the first lines of ``L{bits}/metrics.jsonl`` as ``{"event": "warning", "message": ...}``.
 """
 
@@ -51,18 +51,3 @@ def schedule_warnings(recipe: Recipe, protocol, num_train: int) -> list[str]:
         out.append(f"schedule.warmup = {sched.warmup} {sched.unit}s covers the whole run ({total} {sched.unit}s)")
     return out
 
-
-def start_warnings(recipe: Recipe, data, code_length: int | None) -> list[str]:
-    """Every warning of this module for ``recipe`` on ``data`` (builds the protocol, not the model)."""
-    from hashkit.assemble import build_ref
-    from hashkit.interfaces import BuildContext
-
-    import torch
-
-    train = data.split("train")
-    num_train = len(train)
-    with recording() as messages:
-        protocol = build_ref(recipe.protocol, BuildContext(code_length=code_length, num_classes=data.num_classes,
-                                                           num_train=num_train))
-        protocol.setup(train.targets.float(), torch.Generator().manual_seed(0))
-    return messages + schedule_warnings(recipe, protocol, num_train)

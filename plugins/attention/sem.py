@@ -1,4 +1,5 @@
-"""``sem``: SEMICON's suppression-enhancing mask attention (semicon.md §4), three cumulative stages.
+"""``sem``: SEMICON's suppression-enhancing mask attention (aassxun/SEMICON @ 885cbfe0,
+``models/SEMICON.py``), three cumulative stages.
 
 Trunk (stride 1, spatial size kept; C = input channels, must be a multiple of 64)::
 
@@ -53,10 +54,10 @@ from typing import Literal
 import attrs
 import torch
 from torch import Tensor, nn
-from torchvision.models.resnet import Bottleneck, conv1x1
 
 from hashkit.errors import ContractError
 from hashkit.interfaces import Attention, AttentionOutput, BuildContext
+from hashkit_plugins.resnet_blocks import Bottleneck, conv1x1
 
 
 @attrs.frozen

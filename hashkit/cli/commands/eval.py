@@ -45,7 +45,7 @@ def evaluate_run(run_dir: Path, overrides=None, code_lengths=None, which: str = 
     from hashkit.runs import load_run, run_code_lengths
     from hashkit.training import ddp
     from hashkit.training.evaluate import evaluate_model
-    from hashkit.training.trainer import pick_device
+    from hashkit.training.device import pick_device
 
     lengths = code_lengths or run_code_lengths(run_dir) or [None]
     results: dict[str, dict] = {}
@@ -80,13 +80,16 @@ def evaluate_run(run_dir: Path, overrides=None, code_lengths=None, which: str = 
 def plot_overrides(run_dir: Path, overrides: list[str]) -> list[str]:
     """``overrides`` plus an ``eval.metrics`` that also computes what the plots draw."""
     from hashkit.recipe import load_recipe
+    from hashkit.recipe.toml_writer import toml_value
     from hashkit.training.run_dir import RECIPE_FILE
 
-    metrics = list(load_recipe(run_dir / RECIPE_FILE, overrides).eval.metrics)
-    for name in ("pr_curve", *(f"precision@{k}" for k in PLOT_K)):
-        if name not in metrics:
-            metrics.append(name)
-    return [*overrides, f"eval.metrics={json.dumps(metrics)}"]
+    recipe = load_recipe(run_dir / RECIPE_FILE, overrides)
+    names = {ref.name for ref in recipe.eval.metrics}
+    ks = {k for ref in recipe.eval.metrics if ref.name == "precision@k" for k in ref.config.k}
+    metrics = list(recipe.raw.get("eval", {}).get("metrics", ["map"]))
+    metrics += ["pr_curve"] if "pr_curve" not in names else []
+    metrics += [f"precision@{k}" for k in PLOT_K if k not in ks]
+    return [*overrides, f"eval.metrics={toml_value(metrics)}"]
 
 
 def run(args: argparse.Namespace) -> int:

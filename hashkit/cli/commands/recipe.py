@@ -13,7 +13,8 @@ def add_parser(sub) -> None:
                        description="Validate a recipe against the registered components, or show it fully "
                                    "resolved (extends and --set applied) with a model summary.")
     rsub = p.add_subparsers(dest="recipe_command", metavar="ACTION", parser_class=type(p))
-    for name, helptext in (("validate", "check a recipe; exit 2 with a one-line error if it is invalid"),
+    for name, helptext in (("validate", "check a recipe and build its model (meta device), losses, protocol and "
+                                        "metrics for every code length; exit 2 with a one-line error"),
                            ("show", "print the resolved recipe and a model summary with parameter counts")):
         q = rsub.add_parser(name, help=helptext, description=helptext)
         q.add_argument("file", help="recipe file or built-in recipe name (e.g. semicon-demo)")
@@ -26,24 +27,16 @@ def add_parser(sub) -> None:
 
 
 def run_validate(args: argparse.Namespace) -> int:
-    import sys
-
-    from hashkit.assemble import build_dataset
-    from hashkit.errors import DataError
+    from hashkit.preflight import check_recipe
     from hashkit.recipe import load_recipe
-    from hashkit.training.start_checks import start_warnings
 
     recipe = load_recipe(args.file, args.overrides)
-    try:
-        data = build_dataset(recipe)
-    except DataError as exc:
-        data = None
-        note = f" (dataset not checked: {exc})"
-    else:
-        note = ""
-    messages = start_warnings(recipe, data, (recipe.code_lengths or (None,))[0]) if data is not None else []
-    print(f"{recipe.source}: ok ({recipe.name}; code lengths {list(recipe.code_lengths) or '-'}){note}")
-    for message in messages:
+    found = check_recipe(recipe)
+    print(f"{recipe.source}: ok ({recipe.name}; code lengths {list(recipe.code_lengths) or '-'}; model, losses, "
+          f"protocol and metrics built)")
+    for note in found.notes:
+        print(f"note: {note}")
+    for message in found.warnings:
         print(f"hashkit: warning: {message}", file=sys.stderr)
     return 0
 
