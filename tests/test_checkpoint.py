@@ -101,10 +101,12 @@ def test_flipped_byte_is_a_checksum_error(tmp_path):
     ("log_lines", 10),            # the reported attack: resume would cut metrics.jsonl to 10 lines
     ("position", {"step": 0}),
     ("optimizer", {"param_groups": []}),
+    ("rng", {"python_state": [3, 2, 1]}),
 ])
 def test_edited_metadata_is_a_checksum_error(tmp_path, field, value):
     path = tmp_path / "ck.safetensors"
-    meta = {"position": {"step": 7}, "log_lines": 30, "optimizer": {"param_groups": [{"lr": 0.1}]}}
+    meta = {"position": {"step": 7}, "log_lines": 30, "optimizer": {"param_groups": [{"lr": 0.1}]},
+            "rng": {"python_state": [1, 2, 3]}}
     save_checkpoint(path, {"model.w": torch.arange(8, dtype=torch.float32)}, meta)
     assert load_checkpoint(path)[1] == meta
 
