@@ -1,4 +1,5 @@
-"""Checking an output location before any work starts: ``check_output_file`` and ``check_output_dir``.
+"""Checking an output location before any work starts: ``check_output_file``, ``check_output_dir`` (a new run
+directory) and ``check_output_folder`` (a folder of plots or pages that may already hold files).
 
 A command that writes a file or a run directory calls one of these first, so a wrong ``--out`` (an existing
 file, a directory where a file is wanted, ``/dev/null``, a path under a regular file, a read-only or
@@ -62,6 +63,19 @@ def check_output_dir(path: Path | str, *, option: str = "--out") -> Path:
         if any(path.iterdir()):
             raise OutputError(f"run directory {path} exists and is not empty; choose another {option} or pass "
                               "--resume to continue it")
+        _probe(path, path)
+    else:
+        _probe(_existing_ancestor(path), path)
+    return path
+
+
+def check_output_folder(path: Path | str, *, option: str = "--out") -> Path:
+    """``path`` if files can be written into it: an existing directory or none yet, and writable. Its files are
+    replaced (plots, galleries and report pages are outputs to look at, not results to keep)."""
+    path = Path(path)
+    if os.path.lexists(path):
+        if not path.is_dir():
+            raise OutputError(f"{option} {path} exists and is not a directory")
         _probe(path, path)
     else:
         _probe(_existing_ancestor(path), path)

@@ -168,6 +168,24 @@ def test_encode_full_disk_is_one_line_without_a_partial_file(tiny_run, tmp_path,
     assert "resuming: 3 of 3 images" in capsys.readouterr().err
 
 
+def test_plot_and_gallery_folders_are_checked_before_work(tmp_path, capsys, monkeypatch):
+    import hashkit.cli.commands.eval as eval_command
+    import hashkit.gallery.html_report as html_report
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("work started before the output folder was checked")
+
+    monkeypatch.setattr(eval_command, "evaluate_run", must_not_run)
+    monkeypatch.setattr(eval_command, "plot_overrides", must_not_run)
+    monkeypatch.setattr(html_report, "write_run_report", must_not_run)
+    (tmp_path / "a-file").write_text("keep")
+    assert main(["eval", str(tmp_path), "--plots", str(tmp_path / "a-file")]) == 2
+    assert "--plots " + str(tmp_path / "a-file") + " exists and is not a directory" in one_error_line(capsys)
+    assert main(["gallery", str(tmp_path), "--out", str(tmp_path / "a-file" / "report")]) == 2
+    assert "is not a directory" in one_error_line(capsys)
+    assert (tmp_path / "a-file").read_text() == "keep" and no_temp_files(tmp_path)
+
+
 MOUNT_SCRIPT = textwrap.dedent("""
     set -e
     mount -t tmpfs -o size=1m tmpfs "$RO" && mount -o remount,ro "$RO"

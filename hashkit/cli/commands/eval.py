@@ -95,6 +95,10 @@ def plot_overrides(run_dir: Path, overrides: list[str]) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     from hashkit.training.report_text import report_table
 
+    if args.plots is not None:
+        from hashkit.output_paths import check_output_folder
+
+        check_output_folder(args.plots, option="--plots")  # before the evaluation
     overrides = plot_overrides(args.run, args.overrides) if args.plots is not None else args.overrides
     report = evaluate_run(args.run, overrides, args.code_lengths, "last" if args.last else "selected",
                           args.device)
