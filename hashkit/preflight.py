@@ -24,8 +24,10 @@ from torch.overrides import TorchFunctionMode
 from hashkit.errors import CheckpointError, ContractError, DataError, RecipeError
 from hashkit.recipe.schema import Recipe
 
-#: class count assumed for building when the dataset cannot be loaded
+#: class and training-item counts assumed for building when the dataset cannot be loaded (losses with a memory
+#: bank of the training set are sized from the latter)
 PLACEHOLDER_CLASSES = 2
+PLACEHOLDER_TRAIN = 4
 
 #: in-place random fills (weight initialisation) that do nothing on a meta tensor
 RANDOM_FILLS = {"normal_", "uniform_", "bernoulli_", "exponential_", "geometric_", "log_normal_", "cauchy_",
@@ -54,18 +56,23 @@ class ShapesOnly(TorchFunctionMode):
 
 @attrs.frozen
 class Preflight:
-    """What :func:`check_recipe` found short of an error: ``notes`` (what could not be checked) and
+    """What :func:`preflight` found short of an error: ``notes`` (what could not be checked) and
     ``warnings`` (values accepted but clamped or without effect)."""
 
     notes: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
 
 
-def check_recipe(recipe: Recipe) -> Preflight:
-    """Build everything ``recipe`` trains for every code length (model on the meta device).
+def check_recipe(recipe: Recipe) -> list[str]:
+    """Build everything ``recipe`` trains for every code length (model on the meta device); return notes.
 
     Raises :class:`~hashkit.errors.RecipeError` naming the file and key of the first problem found.
     """
+    return list(preflight(recipe).notes)
+
+
+def preflight(recipe: Recipe) -> Preflight:
+    """:func:`check_recipe` with the warnings too (what ``hashkit recipe validate`` prints)."""
     from hashkit.assemble import build_dataset, build_losses, build_model, build_protocol
     from hashkit.evaluation.scoring import metric_set
     from hashkit.training.start_checks import recording, schedule_warnings
@@ -77,7 +84,8 @@ def check_recipe(recipe: Recipe) -> Preflight:
         data = build_dataset(recipe)
         num_classes, num_train = data.num_classes, len(data.split("train"))
     except (DataError, CheckpointError) as exc:
-        notes.append(f"data not loaded ({exc}); built with {PLACEHOLDER_CLASSES} placeholder classes")
+        notes.append(f"data not loaded ({exc}); built with {PLACEHOLDER_CLASSES} placeholder classes and "
+                     f"{PLACEHOLDER_TRAIN} training items")
     except ContractError as exc:
         raise _located(recipe, exc, None) from None
     lengths = recipe.code_lengths if recipe.hash_head is not None else (None,)
@@ -87,7 +95,7 @@ def check_recipe(recipe: Recipe) -> Preflight:
                 model = build_model(recipe, length, num_classes)
             with recording() as clamped:
                 protocol = build_protocol(recipe, length, num_classes, num_train)
-            build_losses(recipe, model, protocol, length, num_classes)
+            build_losses(recipe, model, protocol, length, num_classes, num_train or PLACEHOLDER_TRAIN)
         except ContractError as exc:
             raise _located(recipe, exc, length if len(lengths) > 1 else None) from None
         if num_train is not None:

@@ -27,11 +27,11 @@ def add_parser(sub) -> None:
 
 
 def run_validate(args: argparse.Namespace) -> int:
-    from hashkit.preflight import check_recipe
+    from hashkit.preflight import preflight
     from hashkit.recipe import load_recipe
 
     recipe = load_recipe(args.file, args.overrides)
-    found = check_recipe(recipe)
+    found = preflight(recipe)
     print(f"{recipe.source}: ok ({recipe.name}; code lengths {list(recipe.code_lengths) or '-'}; model, losses, "
           f"protocol and metrics built)")
     for note in found.notes:
