@@ -139,6 +139,12 @@ def test_train_has_device_and_no_progress(tmp_path, capsys):
     resolved = json.loads((tmp_path / "run" / "recipe.resolved.json").read_text())
     assert resolved["train"]["device"] == "cpu" and resolved["train"]["progress"] is False
     assert os.environ.get("HASHKIT_MAX_IMAGE_PIXELS") is None
+    # eval and baseline have --no-progress too; it wins over the recipe (and over --set)
+    for command in (["eval", str(tmp_path / "run")], ["baseline", str(recipe)]):
+        assert main([*command, "--set", "train.progress=true"]) == 0
+        assert "batch" in capsys.readouterr().err  # the evaluation's bar ("... batch/s")
+        assert main([*command, "--set", "train.progress=true", "--no-progress"]) == 0
+        assert capsys.readouterr().err == ""
 
 
 def test_a_bar_into_a_file_refreshes_only_at_start_and_end():

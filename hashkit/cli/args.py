@@ -1,4 +1,4 @@
-"""Argument helpers shared by several commands (``--set`` overrides, image-reading options)."""
+"""Argument helpers shared by several commands (``--set`` overrides, progress bars, image-reading options)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,16 @@ SET_HELP = "override a recipe value, e.g. --set train.amp=bf16 (TOML literal; re
 
 def add_set_option(parser: argparse.ArgumentParser, help: str = SET_HELP) -> None:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help=help)
+
+
+def add_progress_option(parser: argparse.ArgumentParser) -> None:
+    """``--no-progress`` for the commands whose bars follow the recipe's ``train.progress``."""
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars (sets train.progress = false)")
+
+
+def with_progress_option(args: argparse.Namespace) -> list[str]:
+    """``args.overrides`` plus ``train.progress=false`` when ``--no-progress`` was given."""
+    return [*args.overrides, *(["train.progress=false"] if args.no_progress else [])]
 
 
 def add_image_options(parser: argparse.ArgumentParser) -> None:

@@ -1,4 +1,4 @@
-"""``hashkit baseline RECIPE [--code-length L] [--set ...] [--json]``: the untrained model's mAP table.
+"""``hashkit baseline RECIPE [--code-length L] [--set ...] [--json] [--no-progress]``: the untrained model's mAP table.
 
 Builds the model exactly as ``hashkit train`` would (same seeds) and scores it like a finished run, so a
 trained run's table can be read against its starting point (:mod:`hashkit.training.baseline`).
@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from hashkit.cli.args import add_image_options, add_set_option
+from hashkit.cli.args import add_image_options, add_progress_option, add_set_option, with_progress_option
 
 
 def add_parser(sub) -> None:
@@ -22,6 +22,7 @@ def add_parser(sub) -> None:
                    help="score only this code length (repeatable; default: the recipe's code_lengths)")
     p.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:1, ...")
     p.add_argument("--json", action="store_true", help="print the report as JSON instead of a table")
+    add_progress_option(p)
     add_image_options(p)
     p.set_defaults(func=run)
 
@@ -30,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     from hashkit.training.baseline import baseline
     from hashkit.training.report_text import report_table
 
-    report = baseline(args.recipe, args.overrides, code_lengths=args.code_lengths, device=args.device)
+    report = baseline(args.recipe, with_progress_option(args), code_lengths=args.code_lengths, device=args.device)
     if args.json:
         print(json.dumps(report, indent=2, sort_keys=True))
     else:

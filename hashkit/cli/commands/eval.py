@@ -15,7 +15,7 @@ import argparse
 import json
 from pathlib import Path
 
-from hashkit.cli.args import add_image_options, add_set_option
+from hashkit.cli.args import add_image_options, add_progress_option, add_set_option, with_progress_option
 
 #: the k of the precision@k plot
 PLOT_K = (1, 5, 10, 20, 50, 100)
@@ -32,6 +32,7 @@ def add_parser(sub) -> None:
     p.add_argument("--json", action="store_true", help="print the report as JSON instead of a table")
     p.add_argument("--plots", type=Path, default=None, metavar="DIR", help="write PNG plots into DIR")
     p.add_argument("--device", default=None, help="override train.device (auto, cpu, cuda, ...)")
+    add_progress_option(p)
     add_image_options(p)
     p.set_defaults(func=run)
 
@@ -99,7 +100,8 @@ def run(args: argparse.Namespace) -> int:
         from hashkit.output_paths import check_output_folder
 
         check_output_folder(args.plots, option="--plots")  # before the evaluation
-    overrides = plot_overrides(args.run, args.overrides) if args.plots is not None else args.overrides
+    overrides = with_progress_option(args)
+    overrides = plot_overrides(args.run, overrides) if args.plots is not None else overrides
     report = evaluate_run(args.run, overrides, args.code_lengths, "last" if args.last else "selected",
                           args.device)
     if args.json:

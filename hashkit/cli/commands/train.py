@@ -7,7 +7,7 @@ import json
 import time
 from pathlib import Path
 
-from hashkit.cli.args import add_image_options, add_set_option
+from hashkit.cli.args import add_image_options, add_progress_option, add_set_option, with_progress_option
 
 
 def add_parser(sub) -> None:
@@ -26,18 +26,14 @@ def add_parser(sub) -> None:
                    help="train only this code length (repeatable; default: the recipe's code_lengths)")
     p.add_argument("--device", default=None,
                    help="auto (CUDA when present), cpu, cuda, cuda:1, ... (sets train.device; allowed on --resume)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars (sets train.progress = false)")
+    add_progress_option(p)
     add_image_options(p)
     p.set_defaults(func=run)
 
 
 def _overrides(args: argparse.Namespace) -> list[str]:
-    extra = []
-    if args.device is not None:
-        extra.append(f"train.device={json.dumps(args.device)}")
-    if args.no_progress:
-        extra.append("train.progress=false")
-    return [*args.overrides, *extra]
+    device = [f"train.device={json.dumps(args.device)}"] if args.device is not None else []
+    return [*with_progress_option(args), *device]
 
 
 def run(args: argparse.Namespace) -> int:
