@@ -19,6 +19,7 @@ __all__ = [
     "TrainingError",
     "OutputError",
     "RecipeWarning",
+    "RecipeUpgradeWarning",
 ]
 
 
@@ -92,3 +93,8 @@ class TrainingError(HashkitError):
 
 class OutputError(HashkitError, OSError):
     """An output location cannot be written (read-only, full, not a directory, an existing file); names it."""
+
+
+class RecipeUpgradeWarning(UserWarning):
+    """A recipe saved in a run directory by an older hashkit was brought up to the current schema on load
+    (:mod:`hashkit.recipe.upgrade`); the CLI prints it as one line on stderr."""

@@ -17,7 +17,7 @@ import sys
 import traceback
 import warnings
 
-from hashkit.errors import HashkitError
+from hashkit.errors import HashkitError, RecipeUpgradeWarning
 
 #: the longest error line printed (echoed input can be huge); the rest is cut with a note
 MAX_ERROR_CHARS = 1000
@@ -77,6 +77,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line_warnings(show):
+    """``warnings.showwarning`` printing hashkit's own warnings as one line on stderr, others with ``show``."""
+    def show_warning(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, RecipeUpgradeWarning):
+            print(f"hashkit: warning: {message}", file=sys.stderr)
+        else:
+            show(message, category, filename, lineno, file, line)
+    return show_warning
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         try:
@@ -102,7 +112,9 @@ def _main(argv: list[str] | None) -> int:
         from hashkit.cli.args import apply_image_options
 
         apply_image_options(args)
-        return int(args.func(args) or 0)
+        with warnings.catch_warnings():
+            warnings.showwarning = _one_line_warnings(warnings.showwarning)
+            return int(args.func(args) or 0)
     except BrokenPipeError:
         raise
     except HashkitError as exc:

@@ -43,7 +43,7 @@ def _load(recipe_or_path: Recipe | str | Path | Mapping[str, Any] | None, out_di
                               f"saved in {out_dir}; drop the recipe argument")
         prepare_run_dir(out_dir, resume=True)
         applied = check_resume_overrides(out_dir / RECIPE_FILE, overrides)
-        return load_recipe(out_dir / RECIPE_FILE, applied), applied
+        return load_recipe(out_dir / RECIPE_FILE, applied, saved_run=True), applied
     if recipe_or_path is None:
         raise RecipeError("no recipe given (pass a recipe, or resume=True with an existing run directory)")
     if isinstance(recipe_or_path, Recipe):

@@ -10,10 +10,11 @@ run already has is harmless and accepted too.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from hashkit.errors import RecipeError
+from hashkit.errors import RecipeError, RecipeUpgradeWarning
 
 #: keys a resume may change: the device, data-loading workers, progress bars, TensorBoard mirroring
 RESUME_SAFE_KEYS = frozenset({"train.device", "train.progress", "train.tensorboard", "data.num_workers"})
@@ -37,11 +38,14 @@ def check_resume_overrides(recipe_file: Path, overrides: Mapping[str, Any] | Ite
     items = _as_items(overrides)
     changing = [(k, v) for k, v in items if k not in RESUME_SAFE_KEYS]
     if changing:
-        saved = resolved_recipe(load_recipe(recipe_file))
-        for key, value in changing:
-            if resolved_recipe(load_recipe(recipe_file, {key: value})) != saved:
-                raise RecipeError(
-                    f"cannot change {key} when resuming: the run continues with the recipe saved in "
-                    f"{recipe_file} (a resume may only set {', '.join(sorted(RESUME_SAFE_KEYS))}); start a new run "
-                    "with --out to train with other values")
+        with warnings.catch_warnings():  # an upgrade of an old saved recipe is reported once, by the resume's load
+            warnings.simplefilter("ignore", RecipeUpgradeWarning)
+            saved = resolved_recipe(load_recipe(recipe_file, saved_run=True))
+            changed = [key for key, value in changing
+                       if resolved_recipe(load_recipe(recipe_file, {key: value}, saved_run=True)) != saved]
+        if changed:
+            raise RecipeError(
+                f"cannot change {changed[0]} when resuming: the run continues with the recipe saved in "
+                f"{recipe_file} (a resume may only set {', '.join(sorted(RESUME_SAFE_KEYS))}); start a new run "
+                "with --out to train with other values")
     return dict(items)

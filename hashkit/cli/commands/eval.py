@@ -80,11 +80,16 @@ def evaluate_run(run_dir: Path, overrides=None, code_lengths=None, which: str = 
 
 def plot_overrides(run_dir: Path, overrides: list[str]) -> list[str]:
     """``overrides`` plus an ``eval.metrics`` that also computes what the plots draw."""
+    import warnings
+
+    from hashkit.errors import RecipeUpgradeWarning
     from hashkit.recipe import load_recipe
     from hashkit.recipe.toml_writer import toml_value
     from hashkit.training.run_dir import RECIPE_FILE
 
-    recipe = load_recipe(run_dir / RECIPE_FILE, overrides)
+    with warnings.catch_warnings():  # an upgraded old recipe is reported once, when the run is loaded
+        warnings.simplefilter("ignore", RecipeUpgradeWarning)
+        recipe = load_recipe(run_dir / RECIPE_FILE, overrides, saved_run=True)
     names = {ref.name for ref in recipe.eval.metrics}
     ks = {k for ref in recipe.eval.metrics if ref.name == "precision@k" for k in ref.config.k}
     metrics = list(recipe.raw.get("eval", {}).get("metrics", ["map"]))
