@@ -15,7 +15,7 @@ import torch
 
 from hashkit.assemble import build
 from hashkit.recipe import load_recipe
-from hashkit.training.evaluate import evaluate_model
+from hashkit.training.evaluate import evaluate_data
 from hashkit.training.seeding import derive_seed, generator, seed_globals
 
 
@@ -31,11 +31,8 @@ def main() -> None:
         built = build(recipe, length)
         train = built.data.split("train")
         built.protocol.setup(train.targets.float(), generator(recipe.seed, length, "setup"))
-        learned = built.protocol.database_codes()
-        res = evaluate_model(built.model.eval(), recipe, query=built.data.split("query"),
-                             database=built.data.split("database"),
-                             learned=(learned, train.targets.float()) if learned is not None else None,
-                             device=torch.device("cpu"))
+        res = evaluate_data(built.model.eval(), recipe, built.data, codes=built.protocol.database_codes(),
+                            provided_kind=built.protocol.database, device=torch.device("cpu"))
         figures = ", ".join(f"{kind} mAP {s['map']:.4f} (tie-aware {s['map_tie_aware']:.4f})"
                             for kind, s in res.scores.items())
         print(f"{recipe.name} L={length} untrained: {figures}")

@@ -26,14 +26,8 @@ def plot_pr_curves(results: Mapping[int, Mapping[str, Any]], path: str | Path, t
     fig, ax = plt.subplots(figsize=(5, 4))
     for bits, curve in series.items():
         ax.plot(curve["recall"], curve["precision"], marker=".", label=f"{bits} bits")
-    ax.set_xlabel("recall (Hamming radius r = 0..L)")
-    ax.set_ylabel("precision")
-    ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1.02)
-    ax.grid(alpha=0.3)
-    ax.legend()
-    ax.set_title(title or "precision-recall by Hamming radius")
-    return _save(fig, path)
+    pr_axes(ax, title or "precision-recall by Hamming radius")
+    return save_figure(fig, path)
 
 
 def plot_precision_at_k(results: Mapping[int, Mapping[str, Any]], path: str | Path, title: str = "") -> Path | None:
@@ -49,19 +43,42 @@ def plot_precision_at_k(results: Mapping[int, Mapping[str, Any]], path: str | Pa
     if not drawn:
         plt.close(fig)
         return None
+    precision_at_k_axes(ax, title or "precision@k")
+    return save_figure(fig, path)
+
+
+def pr_axes(ax, title: str, fontsize: int | None = None) -> None:
+    """Labels, limits, grid, legend and title of a precision-recall plot over Hamming radii."""
+    ax.set_xlabel("recall (Hamming radius r = 0..L)")
+    ax.set_ylabel("precision")
+    ax.set_xlim(0, 1)
+    _unit_axes(ax, title, fontsize)
+
+
+def precision_at_k_axes(ax, title: str, fontsize: int | None = None) -> None:
+    """Labels, limits, grid, legend and title of a precision@k plot."""
     ax.set_xlabel("k (top-k retrieved)")
     ax.set_ylabel("precision@k")
+    _unit_axes(ax, title, fontsize)
+
+
+def _unit_axes(ax, title: str, fontsize: int | None) -> None:
     ax.set_ylim(0, 1.02)
     ax.grid(alpha=0.3)
-    ax.legend()
-    ax.set_title(title or "precision@k")
-    return _save(fig, path)
+    ax.legend(fontsize=fontsize)
+    ax.set_title(title, fontsize=fontsize)
 
 
-def _save(fig, path: str | Path) -> Path:
+def save_figure(fig, path: str | Path) -> Path:
+    """Write ``fig`` as a PNG (120 dpi, tight layout; atomically) and close it."""
+    import io
+
+    from hashkit.atomic_io import atomic_write_bytes
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=120)
     plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())
     return path

@@ -22,7 +22,7 @@ from hashkit.interfaces.attention import Attention, AttentionOutput
 from hashkit.interfaces.backbone import Backbone
 from hashkit.interfaces.build_context import BuildContext
 from hashkit.interfaces.channel_interaction import ChannelInteraction
-from hashkit.interfaces.dataset import ImageReader, RetrievalData, Split
+from hashkit.interfaces.dataset import ClassSplit, ImageReader, OpenSet, RetrievalData, Split
 from hashkit.interfaces.feature_spec import FeatureSpec
 from hashkit.interfaces.hash_head import HashHead, HeadOutput
 from hashkit.interfaces.loss import Loss, LossInputs, LossResult
@@ -41,6 +41,7 @@ __all__ = [
     "Backbone",
     "BuildContext",
     "ChannelInteraction",
+    "ClassSplit",
     "FeatureSpec",
     "HashHead",
     "HeadOutput",
@@ -49,6 +50,7 @@ __all__ = [
     "LossInputs",
     "LossResult",
     "Metric",
+    "OpenSet",
     "RetrievalData",
     "RetrievalProblem",
     "Split",

@@ -135,6 +135,10 @@ class TrainSection:
     val_fraction: float = 0.1
     #: evaluate every N rounds (0 = only at the end)
     eval_every: int = attrs.field(default=0, validator=_non_negative)
+    #: evaluate after exactly these rounds (1-based; the last round always counts); replaces eval_every.
+    #: DSH_Analysis: [5, 10, 15, 20, 25, 30, 35, 36, 37, 38, 39, 40]
+    eval_rounds: tuple[int, ...] = attrs.field(default=(), validator=attrs.validators.deep_iterable(
+        attrs.validators.ge(1)))
     #: write a checkpoint every N optimiser steps (0 = at the end of each round only)
     checkpoint_every: int = attrs.field(default=0, validator=_non_negative)
     log_every: int = attrs.field(default=10, validator=_positive)
@@ -150,10 +154,15 @@ class EvalSection:
     """``[eval]``: what is measured after training."""
 
     metrics: tuple[str, ...] = ("map",)
-    #: database codes: "learned" (protocol's B, ADSH family), "encoded" (through the network), or both
-    database: tuple[Literal["learned", "encoded"], ...] = ("encoded",)
+    #: database codes: "learned" (protocol's B, ADSH family), "label" (codes a label-derived protocol assigns
+    #: to the training items, FISH/CHN), "encoded" (through the network); several are scored side by side
+    database: tuple[Literal["learned", "label", "encoded"], ...] = ("encoded",)
     #: mAP@k cut-offs (0 = all)
     topk: tuple[int, ...] = (0,)
+    #: mAP@k denominator: "hits_in_topk" (DeepHash-pytorch / DSH_Analysis code), "min_k_R", "R"
+    map_norm: Literal["hits_in_topk", "min_k_R", "R"] = "hits_in_topk"
+    #: queries without any relevant item: "count_as_zero" (AP 0, kept in the mean) or "exclude"
+    zero_relevant: Literal["count_as_zero", "exclude"] = "count_as_zero"
     #: "index" (stable, by database index) or "tie_aware" headline figure (both are always reported)
     ties: Literal["index", "tie_aware"] = "index"
     #: official SEMICON parity: drop the last-ranked database item (topk = -1 slice)

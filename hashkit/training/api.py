@@ -34,13 +34,13 @@ def _load(recipe_or_path: Recipe | str | Path | Mapping[str, Any] | None, out_di
 
 def train(recipe_or_path: Recipe | str | Path | Mapping[str, Any] | None, out_dir: str | Path, *,
           overrides: Mapping[str, Any] | Iterable[str] | None = None, resume: bool = False,
-          code_lengths: Iterable[int] | None = None) -> dict[str, Any]:
+          code_lengths: Iterable[int] | None = None, echo: bool = True) -> dict[str, Any]:
     """Train every code length of a recipe into ``out_dir`` and evaluate; returns the report (all ranks).
 
     ``resume=True`` continues the run in ``out_dir`` from its last checkpoints (the saved recipe is used).
     ``code_lengths`` restricts training to these lengths (default: the recipe's ``code_lengths``). Under
     ``torchrun`` every rank calls this; rank 0 writes the files and returns the full report, the others
-    return ``{}``.
+    return ``{}``. ``echo=False`` does not print the report table (``hashkit bench`` runs many).
     """
     started = time.time()
     out_dir = Path(out_dir)
@@ -96,7 +96,8 @@ def train(recipe_or_path: Recipe | str | Path | Mapping[str, Any] | None, out_di
             "run_dir": str(out_dir),
         }
         text = write_report(out_dir, report)
-        print(text, file=sys.stdout, flush=True)
+        if echo:
+            print(text, file=sys.stdout, flush=True)
         return report
     finally:
         ddp.shutdown(info)

@@ -48,7 +48,7 @@ from hashkit.training.checkpoint import (
     unflatten_optimizer_state,
     with_prefix,
 )
-from hashkit.training.evaluate import EvalResult, embed_items, evaluate_model, headline
+from hashkit.training.evaluate import EvalResult, embed_items, evaluate_data, evaluate_model, headline
 from hashkit.training.metrics_log import MetricsLog
 from hashkit.training.optim import build_optimizer, freeze, set_learning_rate
 from hashkit.training.run_dir import length_dir
@@ -397,15 +397,26 @@ class LengthTrainer:
         return logged.pop("loss"), logged
 
     # ------------------------------------------------------------------------------------------- evaluation
-    def learned_database(self) -> tuple[Tensor, Tensor] | None:
+    @property
+    def provided_kind(self) -> str:
+        """What the protocol's database codes are: ``"learned"`` (ADSH's B) or ``"label"`` (label-derived)."""
+        return getattr(self.protocol, "database", "encoded")
+
+    def protocol_codes(self) -> Tensor | None:
         codes = self.protocol.database_codes()
+        return None if codes is None else codes.detach().float().cpu()
+
+    def learned_database(self) -> tuple[Tensor, Tensor] | None:
+        codes = self.protocol_codes()
         if codes is None:
             return None
-        return codes.detach().float().cpu(), self.train_labels.cpu()
+        return codes, self.train_labels.cpu()
 
     def _needs_round_eval(self, r: int) -> bool:
         tr = self.recipe.train
         last = r + 1 == self.num_rounds
+        if tr.eval_rounds:
+            return last or (r + 1) in tr.eval_rounds
         if tr.selection != "last":
             return tr.eval_every == 0 or (r + 1) % tr.eval_every == 0 or last
         return tr.eval_every > 0 and ((r + 1) % tr.eval_every == 0 or last)
@@ -420,7 +431,8 @@ class LengthTrainer:
             else:
                 split, query, database = "query", self.data.split("query"), self.data.split("database")
             res = evaluate_model(self.model, self.recipe, query=query, database=database,
-                                 learned=self.learned_database(), device=self.device, progress=False)
+                                 learned=self.learned_database(), provided_kind=self.provided_kind, device=self.device,
+                                 progress=False)
             score = headline(res.scores, self.recipe)
             self.log.write("eval", {"step": self.position.step, "round": r, "split": split, "score": score,
                                     **{f"{k}.{m}": v for k, s in res.scores.items() for m, v in s.items()
@@ -436,11 +448,15 @@ class LengthTrainer:
         ddp.barrier(self.info)
 
     def final_report(self) -> dict[str, Any]:
-        """Evaluate the last model (and the selected one) on the query set; write the codes (rank 0)."""
+        """Evaluate the last model (and the selected one) on the query set (the four open-set protocols for a
+        seen/unseen split); write the codes (rank 0)."""
         recipe = self.recipe
-        query, database = self.full_data.split("query"), self.full_data.split("database")
-        last = evaluate_model(self.model, recipe, query=query, database=database, learned=self.learned_database(),
-                              device=self.device, progress=recipe.train.progress)
+
+        def score(model, codes) -> EvalResult:
+            return evaluate_data(model, recipe, self.full_data, codes=codes, provided_kind=self.provided_kind,
+                                 train_data=self.data, device=self.device, progress=recipe.train.progress)
+
+        last = score(self.model, self.protocol_codes())
         report: dict[str, Any] = {
             "code_length": self.code_length, "rounds": self.num_rounds, "steps": self.position.step,
             "selection": recipe.train.selection, "last": last.scores,
@@ -451,15 +467,15 @@ class LengthTrainer:
             tensors, _ = load_checkpoint(self.dir / SELECTED)
             model = copy.deepcopy(self.model)
             load_module_state(model, split_prefix(tensors, "model."), what="selected model", path=self.dir / SELECTED)
-            learned = (tensors["database_codes"], self.train_labels.cpu()) if "database_codes" in tensors else None
-            selected = evaluate_model(model, recipe, query=query, database=database, learned=learned,
-                                      device=self.device, progress=recipe.train.progress)
+            selected = score(model, tensors.get("database_codes"))
             codes.update({f"selected.{k}": v for k, v in selected.codes.items()})
             report["selected_round"] = self.best.round
             report["selection_score"] = self.best.score
         else:
             report["selected_round"] = self.num_rounds
         report["selected"] = selected.scores
+        if last.protocols:
+            report["protocols"] = {"last": last.protocols, "selected": selected.protocols}
         save_checkpoint(self.dir / CODES, codes, {"code_length": self.code_length, "selection": recipe.train.selection})
         return report
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import attrs
 
+from hashkit.data.open_set import seen_fraction_validator, split_by_fraction
 from hashkit.errors import DataError
 from hashkit.interfaces import BuildContext, RetrievalData
 from hashkit_plugins.datasets._files import (check_counts, counts_validator, dataset_example, dataset_root,
@@ -28,6 +29,9 @@ class AircraftConfig:
     root: str = ""
     #: split sizes to check; unset = the official ones, a table = a deliberate subset, {} = no check
     expected_counts: dict[str, int] | None = attrs.field(default=None, validator=counts_validator)
+    #: fraction of classes seen in training; the rest are held out as unseen classes for the open-set
+    #: protocols (0.95 / 0.85 / 0.75 = the DSH_Analysis splits; 1 = every class, no split)
+    seen_fraction: float = attrs.field(default=1.0, validator=seen_fraction_validator)
 
 
 def _read_split(path: Path, index: dict[str, int]) -> tuple[list[str], list[int]]:
@@ -50,7 +54,7 @@ def build_aircraft(cfg: AircraftConfig, ctx: BuildContext) -> RetrievalData:
     train, query = _read_split(trainval, index), _read_split(test, index)
     counts = {"train": len(train[0]), "query": len(query[0]), "classes": len(names)}
     check_counts("aircraft", root, counts, expected_or_default(cfg.expected_counts, OFFICIAL))
-    return fine_grained_data("aircraft", root, names, train, query)
+    return split_by_fraction(fine_grained_data("aircraft", root, names, train, query), cfg.seen_fraction)
 
 
 def write_miniature(tmp: Path) -> dict:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import attrs
 
+from hashkit.data.open_set import seen_fraction_validator, split_by_fraction
 from hashkit.errors import DataError
 from hashkit.interfaces import BuildContext, RetrievalData
 from hashkit_plugins.datasets._files import (check_counts, counts_validator, dataset_example, dataset_root,
@@ -27,6 +28,9 @@ class Cub200Config:
     root: str = ""
     #: split sizes to check; unset = the official ones, a table = a deliberate subset, {} = no check
     expected_counts: dict[str, int] | None = attrs.field(default=None, validator=counts_validator)
+    #: fraction of classes seen in training; the rest are held out as unseen classes for the open-set
+    #: protocols (0.95 / 0.85 / 0.75 = the DSH_Analysis splits; 1 = every class, no split)
+    seen_fraction: float = attrs.field(default=1.0, validator=seen_fraction_validator)
 
 
 def id_table(path: Path, what: str) -> dict[str, str]:
@@ -70,7 +74,7 @@ def build_cub200(cfg: Cub200Config, ctx: BuildContext) -> RetrievalData:
     test = ([f"images/{r}" for _, r, _, t in rows if not t], [c - 1 for _, _, c, t in rows if not t])
     counts = {"train": len(train[0]), "query": len(test[0]), "classes": num_classes}
     check_counts("cub200", root, counts, expected_or_default(cfg.expected_counts, OFFICIAL))
-    return fine_grained_data("cub200", root, names, train, test)
+    return split_by_fraction(fine_grained_data("cub200", root, names, train, test), cfg.seen_fraction)
 
 
 def write_miniature(tmp: Path) -> dict:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import attrs
 
+from hashkit.data.open_set import seen_fraction_validator, split_by_fraction
 from hashkit.errors import DataError
 from hashkit.interfaces import BuildContext, RetrievalData
 from hashkit_plugins.datasets._files import (check_counts, counts_validator, dataset_example, dataset_root,
@@ -37,6 +38,9 @@ class ImageFolderConfig:
     extensions: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
     #: split sizes to check (train, query, classes); unset or {} = no check
     expected_counts: dict[str, int] | None = attrs.field(default=None, validator=counts_validator)
+    #: fraction of classes seen in training; the rest are held out as unseen classes for the open-set
+    #: protocols (0.95 / 0.85 / 0.75 = the DSH_Analysis splits; 1 = every class, no split)
+    seen_fraction: float = attrs.field(default=1.0, validator=seen_fraction_validator)
 
 
 def _scan(folder: Path, extensions: set[str]) -> dict[str, list[str]]:
@@ -89,7 +93,7 @@ def build_image_folder(cfg: ImageFolderConfig, ctx: BuildContext) -> RetrievalDa
     counts = {"train": len(train[0]), "query": len(query[0]), "classes": len(names)}
     check_counts("image_folder", root, counts, cfg.expected_counts or None)
     data = fine_grained_data("image_folder", root, names, train, query)
-    return attrs.evolve(data, protocol="query=query split, database=train")
+    return split_by_fraction(attrs.evolve(data, protocol="query=query split, database=train"), cfg.seen_fraction)
 
 
 def write_miniature(tmp: Path) -> dict:

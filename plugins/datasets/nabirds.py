@@ -13,6 +13,7 @@ from pathlib import Path
 
 import attrs
 
+from hashkit.data.open_set import seen_fraction_validator, split_by_fraction
 from hashkit.interfaces import BuildContext, RetrievalData
 from hashkit_plugins.datasets._files import (check_counts, counts_validator, dataset_example, dataset_root,
                                              expected_or_default, fine_grained_data, write_lines,
@@ -28,6 +29,9 @@ class NABirdsConfig:
     root: str = ""
     #: split sizes to check; unset = the official ones, a table = a deliberate subset, {} = no check
     expected_counts: dict[str, int] | None = attrs.field(default=None, validator=counts_validator)
+    #: fraction of classes seen in training; the rest are held out as unseen classes for the open-set
+    #: protocols (0.95 / 0.85 / 0.75 = the DSH_Analysis splits; 1 = every class, no split)
+    seen_fraction: float = attrs.field(default=1.0, validator=seen_fraction_validator)
 
 
 def build_nabirds(cfg: NABirdsConfig, ctx: BuildContext) -> RetrievalData:
@@ -42,7 +46,7 @@ def build_nabirds(cfg: NABirdsConfig, ctx: BuildContext) -> RetrievalData:
     test = ([f"images/{r}" for _, r, _, t in rows if not t], [label_of[c] for _, _, c, t in rows if not t])
     counts = {"train": len(train[0]), "query": len(test[0]), "classes": len(class_ids)}
     check_counts("nabirds", root, counts, expected_or_default(cfg.expected_counts, OFFICIAL))
-    return fine_grained_data("nabirds", root, names, train, test)
+    return split_by_fraction(fine_grained_data("nabirds", root, names, train, test), cfg.seen_fraction)
 
 
 def write_miniature(tmp: Path) -> dict:

@@ -20,6 +20,7 @@ from typing import Literal
 import attrs
 import numpy as np
 
+from hashkit.data.open_set import seen_fraction_validator, split_by_fraction
 from hashkit.errors import DataError
 from hashkit.interfaces import BuildContext, RetrievalData
 from hashkit_plugins.datasets._files import (check_counts, counts_validator, dataset_example, dataset_root,
@@ -37,6 +38,9 @@ class StanfordDogsConfig:
     lists: Literal["auto", "mat", "txt"] = "auto"
     #: split sizes to check; unset = the official ones, a table = a deliberate subset, {} = no check
     expected_counts: dict[str, int] | None = attrs.field(default=None, validator=counts_validator)
+    #: fraction of classes seen in training; the rest are held out as unseen classes for the open-set
+    #: protocols (0.95 / 0.85 / 0.75 = the DSH_Analysis splits; 1 = every class, no split)
+    seen_fraction: float = attrs.field(default=1.0, validator=seen_fraction_validator)
 
 
 def _read_mat(path: Path) -> tuple[list[str], list[int]]:
@@ -69,7 +73,7 @@ def build_stanford_dogs(cfg: StanfordDogsConfig, ctx: BuildContext) -> Retrieval
     names = folder_names(train[0] + test[0], labels, num_classes)
     counts = {"train": len(train[0]), "query": len(test[0]), "classes": num_classes}
     check_counts("stanford_dogs", root, counts, expected_or_default(cfg.expected_counts, OFFICIAL))
-    return fine_grained_data("stanford_dogs", root, names, train, test)
+    return split_by_fraction(fine_grained_data("stanford_dogs", root, names, train, test), cfg.seen_fraction)
 
 
 def write_miniature(tmp: Path) -> dict:
