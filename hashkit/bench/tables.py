@@ -20,32 +20,10 @@ from hashkit.bench.spec import BenchFile
 from hashkit.errors import RecipeError
 from hashkit.evaluation.open_set import PROTOCOLS as OPEN_SET_PROTOCOLS
 from hashkit.recipe.coerce import build_config
+from hashkit.recipe.schema import Published
 
 #: table order of the protocols; "all" is the usual query-against-database protocol (no seen/unseen split)
 PROTOCOL_ORDER = ("all", *OPEN_SET_PROTOCOLS)
-
-
-@attrs.frozen
-class Published:
-    """One ``[[provenance.published]]`` entry of a recipe: numbers a paper or log reports for it."""
-
-    #: where the numbers come from (repository @ commit and file, paper table)
-    source: str
-    #: {code length: value}, on ``scale`` (100 = mAP in points)
-    values: dict[str, float]
-    #: "all" (query against database) or an open-set protocol ("seen@seen", ...)
-    protocol: str = "all"
-    #: the dataset component it was measured on ("" = the recipe's)
-    dataset: str = ""
-    seen_fraction: float = 1.0
-    #: the result key it corresponds to ("map" = mAP@all)
-    metric: str = "map"
-    #: database kind ("learned", "label", "encoded"; "" = not stated)
-    database: str = ""
-    #: model selection of the published number ("last", "best_query" = best on the test queries, ...)
-    selection: str = ""
-    scale: float = 100.0
-    note: str = ""
 
 
 def read_published(entries: Sequence[Any], where: str) -> list[Published]:
@@ -53,7 +31,7 @@ def read_published(entries: Sequence[Any], where: str) -> list[Published]:
     if not isinstance(entries, (list, tuple)):
         raise RecipeError("expected an array of tables [[provenance.published]]", file=where,
                           key="provenance.published")
-    return [build_config(Published, dict(e) if isinstance(e, dict) else e, file=where,
+    return [build_config(Published, e if isinstance(e, dict) else {"source": e}, file=where,
                          key=f"provenance.published[{i}]") for i, e in enumerate(entries)]
 
 

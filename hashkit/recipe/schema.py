@@ -175,6 +175,29 @@ class EvalSection:
 
 
 @attrs.frozen
+class Published:
+    """One ``[[provenance.published]]`` entry of a recipe: numbers a paper or log reports for it."""
+
+    #: where the numbers come from (repository @ commit and file, paper table)
+    source: str
+    #: {code length: value}, on ``scale`` (100 = mAP in points)
+    values: dict[str, float]
+    #: "all" (query against database) or an open-set protocol
+    protocol: Literal["all", "seen@seen", "seen@all", "unseen@unseen", "unseen@all"] = "all"
+    #: the dataset component it was measured on ("" = the recipe's)
+    dataset: str = ""
+    seen_fraction: float = 1.0
+    #: the result key it corresponds to ("map" = mAP@all)
+    metric: str = "map"
+    #: database kind ("" = not stated)
+    database: Literal["", "learned", "label", "encoded"] = ""
+    #: model selection of the published number ("last", "best_query" = best on the test queries, ...)
+    selection: str = ""
+    scale: float = 100.0
+    note: str = ""
+
+
+@attrs.frozen
 class Recipe:
     """A fully resolved, validated recipe."""
 

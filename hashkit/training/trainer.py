@@ -430,9 +430,10 @@ class LengthTrainer:
                 split, query, database = "val", self.val, self.train_split
             else:
                 split, query, database = "query", self.data.split("query"), self.data.split("database")
+            # only the kind that selects is scored (SEMICON: the learned database; no database encoding per round)
             res = evaluate_model(self.model, self.recipe, query=query, database=database,
                                  learned=self.learned_database(), provided_kind=self.provided_kind, device=self.device,
-                                 progress=False)
+                                 progress=False, kinds=tuple(self.recipe.eval.database[:1]))
             score = headline(res.scores, self.recipe)
             self.log.write("eval", {"step": self.position.step, "round": r, "split": split, "score": score,
                                     **{f"{k}.{m}": v for k, s in res.scores.items() for m, v in s.items()
