@@ -14,38 +14,14 @@ import attrs
 import torch
 from torch import nn
 
+from hashkit.components import build_ref, make_component
 from hashkit.errors import ContractError, RecipeError
 from hashkit.interfaces import BuildContext, FeatureSpec, LossInputs, LossResult, RetrievalData, TrainingProtocol
 from hashkit.model.hashing_model import HashingModel, component_label
-from hashkit.recipe.coerce import build_config
 from hashkit.recipe.load import load_recipe
-from hashkit.recipe.schema import ComponentRef, Recipe
-from hashkit.registry import get_registry
+from hashkit.recipe.schema import Recipe
 
-
-def make_component(kind: str, name: str, params: Mapping[str, Any] | Any = None, ctx: BuildContext | None = None):
-    """Build one registered component from ``params`` (a dict or an instance of its config class)."""
-    entry = get_registry().get(kind, name)
-    if params is None:
-        config = entry.config()
-    elif isinstance(params, entry.config):
-        config = params
-    else:
-        config = build_config(entry.config, dict(params), key=f"{kind}.{name}")
-    obj = entry.factory(config, ctx or BuildContext())
-    try:
-        obj.registered_name = name
-        obj.registered_kind = kind
-    except (AttributeError, TypeError):  # objects with __slots__ or immutable results
-        pass
-    return obj
-
-
-def build_ref(ref: ComponentRef, ctx: BuildContext):
-    try:
-        return make_component(ref.kind, ref.name, ref.config, ctx)
-    except ContractError as exc:
-        raise ContractError(f"{ref.key} ({ref.kind} {ref.name!r}): {exc}") from None
+__all__ = ["Built", "LossSet", "build", "build_dataset", "build_losses", "build_model", "build_ref", "make_component"]
 
 
 class LossSet(nn.Module):
@@ -114,16 +90,9 @@ def build_model(recipe: Recipe, code_length: int | None = None, num_classes: int
         num_maps += att.num_maps
         attention.append(att)
 
-    ci_factory = None
-    if recipe.channel_interaction is not None:
-        ci_ref = recipe.channel_interaction
-
-        def ci_factory(channels: int, _ref=ci_ref):
-            return build_ref(_ref, ctx.evolve(in_spec=FeatureSpec(channels)))
-
     stages = {t: backbone.stage_specs[t] for t in dict.fromkeys((*taps, tap))}
     agg = build_ref(recipe.aggregation, ctx.evolve(
-        in_spec=spec, stages=stages, num_maps=num_maps, backbone=backbone, channel_interaction=ci_factory,
+        in_spec=spec, stages=stages, num_maps=num_maps, stage_builder=backbone.stage_builder(),
     ))
     head = None
     if recipe.hash_head is not None:
@@ -138,9 +107,6 @@ def build_model(recipe: Recipe, code_length: int | None = None, num_classes: int
                             taps=tuple(dict.fromkeys((*taps, tap))), tap=tap, zero_to=recipe.model.zero_to)
     except ContractError as exc:
         raise ContractError(f"{recipe.source}: {exc}") from None
-
-
-MODEL_FIELDS = {"codes", "logits", "descriptor", "class_logits", "labels", "indices"}
 
 
 def build_losses(recipe: Recipe, model: HashingModel, protocol: TrainingProtocol,

@@ -13,7 +13,7 @@ from typing import Any, Callable, Iterator
 import attrs
 
 from hashkit.errors import DuplicateComponentError, HashkitError, UnknownComponentError
-from hashkit.kinds import KINDS
+from hashkit.interfaces.kinds import KINDS
 
 
 @attrs.frozen
@@ -28,9 +28,6 @@ class Entry:
     description: str = ""
     #: optional ``() -> hashkit.testing.ComponentExample``: a tiny context and inputs for conformance tests
     example: Callable[[], Any] | None = None
-
-    def default_config(self) -> Any:
-        return self.config()
 
 
 @attrs.frozen

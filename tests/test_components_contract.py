@@ -12,7 +12,7 @@ from safetensors.torch import load_file, save_file
 
 from hashkit.assemble import make_component
 from hashkit.cli.main import main
-from hashkit.kinds import KINDS
+from hashkit.interfaces.kinds import KINDS
 from hashkit.registry import get_registry
 from hashkit.testing import _resolve_example, check_component
 

@@ -20,8 +20,8 @@ def test_gdfnet_recipe_has_the_spec_defaults():
     assert r.backbone.name == "inception_v3" and r.backbone.config.until == "Mixed_6e" and r.model.tap == "Mixed_6e"
     assert [a.name for a in r.attention] == ["attention_parts"] and r.attention[0].config.num_maps == 32
     inner = r.aggregation.config.inner  # WS-DAN crop/drop views around the kNN-graph aggregation
-    assert r.aggregation.name == "wsdan_views" and inner["name"] == "knn_graph"
-    assert (inner["k"], inner["layers"], inner["dynamic"], inner["node_pool"]) == (3, 2, True, "max")
+    assert r.aggregation.name == "wsdan_views" and inner.name == "knn_graph"
+    assert (inner.config.k, inner.config.layers, inner.config.dynamic, inner.config.node_pool) == (3, 2, True, "max")
     assert {ref.name: ref.config for ref in r.losses}["cross_entropy"].views == ("crop", "drop")
     head = r.hash_head.config
     assert (head.scale, head.scale_at, head.classifier_on, head.classifier_bias) == (100.0, "input", "logits", False)
@@ -39,7 +39,7 @@ def test_per_dataset_recipes(dataset):
     r = load_recipe(RECIPES / f"gdfnet-{dataset}.toml")
     assert r.code_lengths == (12, 24, 32, 48)
     assert r.dataset.name == DATASETS[dataset]
-    assert r.attention[0].config.num_maps == 32 and r.aggregation.config.inner["k"] == 3
+    assert r.attention[0].config.num_maps == 32 and r.aggregation.config.inner.config.k == 3
 
 
 @pytest.mark.slow

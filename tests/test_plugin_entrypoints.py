@@ -48,7 +48,7 @@ def test_third_party_plugin_is_discovered_through_its_entry_point(site_dirs):
     ex = rows["example"]
     assert ex["builtin"] is False
     assert ex["distribution"] == "hashkit-example-plugin" and ex["version"] == "1.2.3"
-    assert ex["components"] == ["loss:pairwise_margin"]
+    assert ex["components"] == ["loss:pairwise_margin", "attention:mixed_channels"]
     assert rows["backbones"]["builtin"] is True
     comps = json.loads(run_hashkit(["components", "loss", "--json"], [site_dirs["example"]]).stdout)
     entry = {c["name"]: c for c in comps["loss"]}["pairwise_margin"]
@@ -77,7 +77,7 @@ def test_broken_plugin_is_reported_and_does_not_stop_the_others(site_dirs):
     rows = plugin_rows(result)
     assert "this plugin is broken on purpose" in rows["broken"]["error"]
     assert rows["broken"]["components"] == []
-    assert rows["example"]["error"] is None and rows["example"]["components"] == ["loss:pairwise_margin"]
+    assert rows["example"]["error"] is None and "loss:pairwise_margin" in rows["example"]["components"]
     assert "plugin 'broken' failed to load" in result.stderr
     text = run_hashkit(["plugins"], [site_dirs["broken"]])
     assert "FAILED: RuntimeError: this plugin is broken on purpose" in text.stdout
@@ -106,3 +106,18 @@ def test_third_party_loss_is_usable_from_a_recipe(site_dirs, tmp_path):
     assert ok.returncode == 0, ok.stderr
     missing = run_hashkit(["recipe", "validate", str(recipe)], [site_dirs["example"]], HASHKIT_DISABLE_PLUGIN_AUTOLOAD="1")
     assert missing.returncode == 2 and "unknown loss 'pairwise_margin'" in missing.stderr
+
+
+def test_third_party_component_nests_a_builtin_from_a_recipe(site_dirs, tmp_path):
+    """The example plugin's attention holds a channel interaction chosen in the recipe (built-in icon)."""
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(
+        'code_lengths = [8]\n[model.backbone]\nname = "tiny_cnn"\nwidth = 4\n'
+        '[[model.attention]]\nname = "mixed_channels"\nmixer = { name = "icon", residual = "aligned" }\n'
+        '[model.aggregation]\nname = "gap"\n[model.hash_head]\nname = "linear"\n'
+    )
+    shown = run_hashkit(["recipe", "show", str(recipe)], [site_dirs["example"]])
+    assert shown.returncode == 0, shown.stderr
+    row = next(line for line in shown.stdout.splitlines() if line.startswith("attention[0]")).split()
+    # 32 channels at stage4 of width 4: G = 16 groups of D = 2; icon: BN 2*32 + qkv 96*2+96 + qkv2 96*16+96
+    assert row[1:] == ["mixed_channels", f"{2 * 32 + (96 * 2 + 96) + (96 * 16 + 96):,}"]

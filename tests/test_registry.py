@@ -12,7 +12,7 @@ import pytest
 import hashkit
 from hashkit.assemble import make_component
 from hashkit.errors import DuplicateComponentError, HashkitError, UnknownComponentError
-from hashkit.kinds import KINDS
+from hashkit.interfaces.kinds import KINDS
 from hashkit.plugin_loader import add_plugin, remove_plugin
 from hashkit.registry import Registry, get_registry
 

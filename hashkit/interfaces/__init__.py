@@ -15,44 +15,50 @@ kind                      interface                                    module
 ``dataset``               :class:`RetrievalData` (returned by factory) :mod:`hashkit.interfaces.dataset`
 ``metric``                :class:`Metric`                              :mod:`hashkit.interfaces.metric`
 ========================  ===========================================  ==================================
+
+Shared by every kind: :class:`BuildContext` (what a factory learns about its neighbours),
+:class:`ComponentRef` with :func:`nested` / :func:`nested_list` (components inside components),
+:class:`FeatureSpec` and :class:`StageBuilder`.
+
+Names are imported on first use, so the torch-free parts (build context, component references, feature
+specs, the kinds) can be used without importing torch.
 """
 
-from hashkit.interfaces.aggregation import Aggregation, AggregationInput, AggregationOutput
-from hashkit.interfaces.attention import Attention, AttentionOutput
-from hashkit.interfaces.backbone import Backbone
-from hashkit.interfaces.build_context import BuildContext
-from hashkit.interfaces.channel_interaction import ChannelInteraction
-from hashkit.interfaces.dataset import ClassSplit, ImageReader, OpenSet, RetrievalData, Split
-from hashkit.interfaces.feature_spec import FeatureSpec
-from hashkit.interfaces.hash_head import HashHead, HeadOutput
-from hashkit.interfaces.loss import Loss, LossInputs, LossResult
-from hashkit.interfaces.metric import Metric, RetrievalProblem
-from hashkit.interfaces.protocol import TrainingProtocol
+from __future__ import annotations
 
-from hashkit.kinds import KINDS
+import importlib
+from typing import Any
 
-__all__ = [
-    "KINDS",
-    "Aggregation",
-    "AggregationInput",
-    "AggregationOutput",
-    "Attention",
-    "AttentionOutput",
-    "Backbone",
-    "BuildContext",
-    "ChannelInteraction",
-    "ClassSplit",
-    "FeatureSpec",
-    "HashHead",
-    "HeadOutput",
-    "ImageReader",
-    "Loss",
-    "LossInputs",
-    "LossResult",
-    "Metric",
-    "OpenSet",
-    "RetrievalData",
-    "RetrievalProblem",
-    "Split",
-    "TrainingProtocol",
-]
+#: public name -> submodule of hashkit.interfaces that defines it
+_WHERE = {
+    "Aggregation": "aggregation", "AggregationInput": "aggregation", "AggregationOutput": "aggregation",
+    "Attention": "attention", "AttentionOutput": "attention",
+    "Backbone": "backbone",
+    "BuildContext": "build_context",
+    "ChannelInteraction": "channel_interaction",
+    "ComponentRef": "component_ref", "nested": "component_ref", "nested_list": "component_ref",
+    "ImageReader": "dataset", "RetrievalData": "dataset", "Split": "dataset", "ClassSplit": "dataset",
+    "OpenSet": "dataset",
+    "FeatureSpec": "feature_spec",
+    "HashHead": "hash_head", "HeadOutput": "hash_head",
+    "KINDS": "kinds",
+    "Loss": "loss", "LossInputs": "loss", "LossResult": "loss",
+    "Metric": "metric", "RetrievalProblem": "metric",
+    "TrainingProtocol": "protocol",
+    "StageBuilder": "stage_builder",
+}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'hashkit.interfaces' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"hashkit.interfaces.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted((*globals(), *_WHERE))

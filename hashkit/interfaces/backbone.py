@@ -12,6 +12,8 @@ Tensor contract
   hold in its trunk: SEMICON keeps conv1..layer3 in the trunk and builds a layer4 copy per branch.
   ``build_stage(name)`` returns an ``nn.Sequential`` of the stage's blocks, initialised as the recipe says
   (pretrained blocks loaded from the same weights file as the trunk).
+- ``stage_builder()`` hands components built after the backbone this capability (all stage specs and fresh
+  stage copies) as ``BuildContext.stage_builder``, never the backbone itself.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from torch import Tensor, nn
 
 from hashkit.errors import ContractError
 from hashkit.interfaces.feature_spec import FeatureSpec
+from hashkit.interfaces.stage_builder import StageBuilder
 
 
 class Backbone(nn.Module):
@@ -55,6 +58,12 @@ class Backbone(nn.Module):
 
     def all_stage_specs(self) -> dict[str, FeatureSpec]:
         return {**self.stage_specs, **self.extra_stage_specs}
+
+    def stage_builder(self) -> StageBuilder:
+        """Specs of every stage (trunk, then extra) and fresh copies of them, for later components."""
+        name = getattr(self, "registered_name", None) or type(self).__name__
+        return StageBuilder(backbone=f"backbone {name!r}", specs=self.all_stage_specs(),
+                            trunk=tuple(self.stage_specs), make=self.build_stage)
 
     def check_taps(self, taps: Sequence[str]) -> None:
         for tap in taps:

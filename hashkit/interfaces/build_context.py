@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
 import attrs
 
+from hashkit.interfaces.component_ref import ComponentRef
 from hashkit.interfaces.feature_spec import FeatureSpec
+from hashkit.interfaces.stage_builder import StageBuilder
 
 
 @attrs.frozen
@@ -18,16 +20,16 @@ class BuildContext:
 
     - ``code_length``: L, bits of the code (hash heads, losses, protocols).
     - ``num_classes``: classes of the training data (classifier heads, proxy/centre losses, protocols).
-    - ``in_spec``: the feature map this component receives (attention, channel interaction).
+    - ``in_spec``: the feature map this component receives (attention, channel interaction, aggregation).
     - ``stages``: every backbone tap by name (aggregations that read several stages).
     - ``num_maps``: K, the number of attention maps the attention cascade produces (0 if none).
-    - ``backbone``: the built backbone, for aggregations that build fresh copies of later stages.
-    - ``channel_interaction``: ``channels -> nn.Module`` factory of the recipe's channel interaction
-      component, or ``None``; aggregations insert it where their config says.
+    - ``stage_builder``: the backbone's :class:`StageBuilder` (specs of all its stages, fresh stage
+      copies), for aggregations that run their own copies of a later stage.
     - ``descriptor_dims``: ordered ``name -> dim`` of the aggregation output (hash heads, losses).
     - ``head_classes``: classes of the hash head's classifier, 0 when it has none (losses).
     - ``num_train``: number of training items (training protocols).
-    - ``extra``: free-form values a recipe section passes down (documented by the component).
+
+    :meth:`build` builds a nested component (a :class:`ComponentRef` field of the caller's config).
     """
 
     code_length: int | None = None
@@ -35,12 +37,20 @@ class BuildContext:
     in_spec: FeatureSpec | None = None
     stages: dict[str, FeatureSpec] = attrs.field(factory=dict)
     num_maps: int = 0
-    backbone: Any = None
-    channel_interaction: Callable[[int], Any] | None = None
+    stage_builder: StageBuilder | None = None
     descriptor_dims: dict[str, int] = attrs.field(factory=dict)
     head_classes: int = 0
     num_train: int | None = None
-    extra: dict[str, Any] = attrs.field(factory=dict)
 
     def evolve(self, **changes: Any) -> "BuildContext":
         return attrs.evolve(self, **changes)
+
+    def build(self, ref: ComponentRef, **changes: Any) -> Any:
+        """Build the nested component ``ref`` through the registry with this context, changed by ``changes``.
+
+        Call it once per instance you need (``ctx.build(cfg.interaction, in_spec=FeatureSpec(channels))``
+        after each block that gets one). A :class:`~hashkit.errors.ContractError` names ``ref``'s recipe key.
+        """
+        from hashkit.components import build_ref
+
+        return build_ref(ref, attrs.evolve(self, **changes) if changes else self)

@@ -2,7 +2,8 @@
 
 Supported field types: ``int``, ``float`` (ints accepted), ``bool``, ``str``, ``pathlib.Path``,
 ``Literal[...]``, ``X | None``, ``tuple[X, ...]``, ``tuple[X, Y]``, ``list[X]``, ``dict[str, X]``, nested attrs
-classes, and ``Any``. Unknown keys are errors that name the closest field; attrs validators run and their
+classes, and ``Any``; fields declared with :func:`hashkit.interfaces.nested` / ``nested_list`` hold component
+references, validated against the registry like top-level component tables. Unknown keys are errors that name the closest field; attrs validators run and their
 messages are reported with the key.
 """
 
@@ -17,6 +18,7 @@ from typing import Any, Literal
 import attrs
 
 from hashkit.errors import RecipeError
+from hashkit.interfaces.component_ref import ComponentRef, nested_kind
 
 
 def _type_name(tp: Any) -> str:
@@ -149,10 +151,15 @@ def _build(cls: type, data: dict[str, Any], prefix: str) -> Any:
             hint = f"; closest: {close[0]!r}" if close else ""
             known = ", ".join(fields) if fields else "(no parameters)"
             raise _Fail(dotted, f"unknown key{hint}; expected one of: {known}")
-        kwargs[key] = coerce_value(fields[key].type, value, dotted)
-        nested_kind = fields[key].metadata.get("component")
-        if nested_kind is not None:
-            _check_nested_component(nested_kind, kwargs[key], dotted)
+        nested = nested_kind(fields[key])
+        if nested is not None:
+            kwargs[key] = _nested_value(*nested, value, dotted)
+        else:
+            kwargs[key] = coerce_value(fields[key].type, value, dotted)
+    for name, field in fields.items():  # nested defaults ("bap") become validated references too
+        nested = nested_kind(field)
+        if nested is not None and name not in kwargs and field.default is not attrs.NOTHING:
+            kwargs[name] = _resolved_default(field.default, f"{prefix}.{name}" if prefix else name)
     try:
         return cls(**kwargs)
     except (ValueError, TypeError) as exc:
@@ -168,20 +175,52 @@ def _build(cls: type, data: dict[str, Any], prefix: str) -> Any:
         raise _Fail(bad, f"invalid value: {msg}") from None
 
 
-def _check_nested_component(kind: str, table: Any, key: str) -> None:
-    """A config field marked ``metadata={"component": KIND}`` holds ``{name = ..., params}`` of another
-    component (e.g. the aggregation that ``wsdan_views`` wraps): check the name and the parameters now."""
+def component_ref(kind: str, value: Any, key: str, *, allow_weight: bool = False) -> ComponentRef:
+    """A component table ``{name = ..., <parameters>}`` (or just its name) of ``kind`` at recipe key ``key``,
+    validated against the registered component's config class; raises ``_Fail`` naming the key."""
     from hashkit.errors import UnknownComponentError
     from hashkit.registry import get_registry
 
-    if not isinstance(table, dict) or not isinstance(table.get("name"), str):
-        raise _Fail(key, f"expected a table with the {kind}'s 'name', found {_found(table)}")
-    params = {k: v for k, v in table.items() if k != "name"}
+    if isinstance(value, ComponentRef):
+        if value.kind != kind:
+            raise _Fail(key, f"expected a {kind}, found {value.kind} {value.name!r}")
+        return value if value.config is not None else _resolved_default(value, key)
+    if isinstance(value, str):
+        value = {"name": value}
+    if not isinstance(value, dict):
+        raise _Fail(key, f"expected a {kind} table with a 'name' key (or a {kind} name), found {_found(value)}")
+    params = dict(value)
+    name = params.pop("name", None)
+    if not isinstance(name, str):
+        raise _Fail(f"{key}.name", f"expected a {kind} name (str), found {_found(name)}")
+    weight = 1.0
+    if allow_weight and "weight" in params:
+        weight = coerce_value(float, params.pop("weight"), f"{key}.weight")
     try:
-        entry = get_registry().get(kind, table["name"])
+        entry = get_registry().get(kind, name)
     except UnknownComponentError as exc:
         raise _Fail(f"{key}.name", str(exc)) from None
-    _build(entry.config, params, key)
+    return ComponentRef(kind=kind, name=name, config=_build(entry.config, params, key), weight=weight, key=key)
+
+
+def _nested_value(kind: str, many: bool, value: Any, key: str) -> Any:
+    if value is None and not many:
+        return None
+    if not many:
+        return component_ref(kind, value, key)
+    if isinstance(value, (dict, str, ComponentRef)):
+        value = [value]
+    if not isinstance(value, (list, tuple)):
+        raise _Fail(key, f"expected a list of {kind} tables, found {_found(value)}")
+    return tuple(component_ref(kind, item, f"{key}[{i}]") for i, item in enumerate(value))
+
+
+def _resolved_default(default: Any, key: str) -> Any:
+    if isinstance(default, ComponentRef):
+        return component_ref(default.kind, {"name": default.name}, key)
+    if isinstance(default, tuple):
+        return tuple(_resolved_default(item, f"{key}[{i}]") for i, item in enumerate(default))
+    return default
 
 
 def build_config(cls: type, data: dict[str, Any] | None, *, key: str = "", file: str | None = None,
@@ -206,7 +245,10 @@ def key_origin(provenance: dict[str, str], key: str, default: str | None) -> str
 
 
 def config_to_dict(config: Any) -> Any:
-    """An attrs config as plain TOML-compatible data (tuples as lists, paths as str, None dropped)."""
+    """An attrs config as plain TOML-compatible data (tuples as lists, paths as str, None dropped); a nested
+    component as its recipe table ``{name = ..., <parameters>}``."""
+    if isinstance(config, ComponentRef):
+        return {"name": config.name, **(config_to_dict(config.config) if config.config is not None else {})}
     if attrs.has(type(config)):
         out = {}
         for f in attrs.fields(type(config)):
@@ -234,9 +276,14 @@ def describe_fields(cls: type) -> list[dict[str, Any]]:
         default = f.default
         if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
             default = default.factory() if not default.takes_self else None
+        nested = nested_kind(f)
+        if nested is None:
+            type_name = _type_name(f.type)
+        else:
+            type_name = f"list of {nested[0]} components" if nested[1] else f"{nested[0]} component"
         rows.append({
             "name": f.name,
-            "type": _type_name(f.type),
+            "type": type_name,
             "default": config_to_dict(default) if default is not attrs.NOTHING else None,
             "required": default is attrs.NOTHING,
             "doc": f.metadata.get("doc", ""),

@@ -7,8 +7,8 @@ import difflib
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from hashkit.errors import RecipeError, UnknownComponentError
-from hashkit.recipe.coerce import _Fail, _found, build_config, coerce_value, key_origin
+from hashkit.errors import RecipeError
+from hashkit.recipe.coerce import _Fail, _found, build_config, coerce_value, component_ref, key_origin
 from hashkit.recipe.overrides import apply_overrides
 from hashkit.recipe.schema import (
     ComponentRef,
@@ -22,19 +22,13 @@ from hashkit.recipe.schema import (
     TrainSection,
 )
 from hashkit.recipe.toml_loader import load_toml_with_extends, resolve_recipe_path
-from hashkit.registry import get_registry
 
 TOP_LEVEL = {
     "name", "description", "seed", "code_lengths", "model", "losses", "protocol", "data", "optimizer",
     "schedule", "train", "eval", "provenance",
 }
-MODEL_COMPONENTS = {
-    "backbone": "backbone",
-    "attention": "attention",
-    "channel_interaction": "channel_interaction",
-    "aggregation": "aggregation",
-    "hash_head": "hash_head",
-}
+#: the component tables of [model] (attention is a list of them)
+MODEL_COMPONENTS = ("backbone", "aggregation", "hash_head")
 
 
 def load_recipe(
@@ -67,26 +61,10 @@ def _fail(message: str, key: str, file: str, prov: dict[str, str]) -> RecipeErro
 
 
 def _component(kind: str, table: Any, key: str, file: str, prov: dict[str, str], *, allow_weight: bool = False) -> ComponentRef:
-    if isinstance(table, str):
-        table = {"name": table}
-    if not isinstance(table, dict):
-        raise _fail(f"expected a table with a 'name' key, found {_found(table)}", key, file, prov)
-    table = dict(table)
-    name = table.pop("name", None)
-    if not isinstance(name, str):
-        raise _fail(f"expected a {kind} name (str) in '{key}.name', found {_found(name)}", f"{key}.name", file, prov)
-    weight = 1.0
-    if allow_weight and "weight" in table:
-        weight = table.pop("weight")
-        if isinstance(weight, bool) or not isinstance(weight, (int, float)):
-            raise _fail(f"expected float, found {_found(weight)}", f"{key}.weight", file, prov)
-    registry = get_registry()
     try:
-        entry = registry.get(kind, name)
-    except UnknownComponentError as exc:
-        raise RecipeError(str(exc), file=_origin(prov, f"{key}.name", file), key=f"{key}.name") from None
-    config = build_config(entry.config, table, key=key, file=file, provenance=prov)
-    return ComponentRef(kind=kind, name=name, config=config, weight=float(weight), key=key)
+        return component_ref(kind, table, key, allow_weight=allow_weight)
+    except _Fail as fail:
+        raise _fail(fail.message, fail.key, file, prov) from None
 
 
 def _scalar(tp: type, value: Any, key: str, file: str, prov: dict[str, str]) -> Any:
@@ -119,10 +97,13 @@ def validate_recipe_data(data: dict[str, Any], *, file: str = "<recipe>", proven
     if not isinstance(model, dict):
         raise _fail(f"expected a [model] table, found {_found(model)}", "model", file, prov)
     model = dict(model)
+    if "channel_interaction" in model:
+        raise _fail("there is no model-level channel interaction: nest it in the component that inserts it, "
+                    'e.g. [model.aggregation] interaction = {name = "icon"}', "model.channel_interaction", file, prov)
     parts: dict[str, Any] = {}
-    for key in ("backbone", "channel_interaction", "aggregation", "hash_head"):
+    for key in MODEL_COMPONENTS:
         if key in model:
-            parts[key] = _component(MODEL_COMPONENTS[key], model.pop(key), f"model.{key}", file, prov)
+            parts[key] = _component(key, model.pop(key), f"model.{key}", file, prov)
     att = model.pop("attention", [])
     if isinstance(att, (dict, str)):
         att = [att]
@@ -182,7 +163,6 @@ def validate_recipe_data(data: dict[str, Any], *, file: str = "<recipe>", proven
         model=model_section,
         backbone=parts["backbone"],
         attention=attention,
-        channel_interaction=parts.get("channel_interaction"),
         aggregation=parts["aggregation"],
         hash_head=parts.get("hash_head"),
         losses=losses,

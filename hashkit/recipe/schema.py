@@ -1,7 +1,8 @@
 """The typed schema of a recipe: the sections that are not components, and component references.
 
-A component reference is a table ``{name = "...", <parameters of that component>}``; its parameters are
-validated against the config class the component registered. See ``docs/recipes.md`` for the reference.
+A component reference (:class:`~hashkit.interfaces.ComponentRef`) is a table ``{name = "...", <parameters of
+that component>}``; its parameters are validated against the config class the component registered, and
+tables nested in it (a component's ``nested`` fields) the same way. See ``docs/recipes.md`` for the reference.
 """
 
 from __future__ import annotations
@@ -10,18 +11,7 @@ from typing import Any, Literal
 
 import attrs
 
-
-@attrs.frozen
-class ComponentRef:
-    """A component chosen in a recipe: its registered name and its validated config instance."""
-
-    kind: str
-    name: str
-    config: Any
-    #: loss weight (losses only)
-    weight: float = 1.0
-    #: dotted recipe key, for error messages ("model.attention[0]")
-    key: str = ""
+from hashkit.interfaces.component_ref import ComponentRef
 
 
 def _positive(inst, attribute, value):
@@ -208,7 +198,6 @@ class Recipe:
     model: ModelSection
     backbone: ComponentRef
     attention: tuple[ComponentRef, ...]
-    channel_interaction: ComponentRef | None
     aggregation: ComponentRef
     hash_head: ComponentRef | None
     losses: tuple[ComponentRef, ...]

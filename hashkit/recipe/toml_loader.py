@@ -42,16 +42,29 @@ def _swaps_component(old: dict[str, Any], new: dict[str, Any]) -> bool:
     return "name" in old and "name" in new and old["name"] != new["name"]
 
 
-def deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
-    """``top`` over ``base``: tables merge key by key, everything else (arrays included) is replaced.
+def _is_component_array(value: Any) -> bool:
+    """An array of component tables (``[[losses]]``, ``[[model.attention]]``): every entry has a ``name``."""
+    return isinstance(value, list) and bool(value) and all(isinstance(v, dict) and "name" in v for v in value)
 
-    A component table whose ``name`` changes is replaced whole: the parent's parameters belong to the
-    parent's component (``[model.backbone] name = "tiny_cnn"`` in a child drops resnet50's ``weights``).
+
+def deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    """``top`` over ``base``: tables merge key by key, other values (plain arrays included) are replaced.
+
+    - A component table whose ``name`` changes is replaced whole: the parent's parameters belong to the
+      parent's component (``[model.backbone] name = "tiny_cnn"`` in a child drops resnet50's ``weights``).
+    - An array of tables over an array of component tables merges **by position**: entry ``i`` of the child
+      is merged over entry ``i`` of the parent when it keeps its ``name`` (or names none), and replaces it
+      when it names another component. The child's array sets the length: extra parent entries are dropped,
+      extra child entries are appended. So ``[[model.attention]] alpha = 0.3`` changes SEM's ``alpha`` alone.
     """
     out = copy.deepcopy(base)
     for key, value in top.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict) and not _swaps_component(out[key], value):
-            out[key] = deep_merge(out[key], value)
+        old = out.get(key)
+        if isinstance(value, dict) and isinstance(old, dict) and not _swaps_component(old, value):
+            out[key] = deep_merge(old, value)
+        elif _is_component_array(old) and isinstance(value, list) and all(isinstance(v, dict) for v in value):
+            out[key] = [deep_merge(old[i], entry) if i < len(old) and not _swaps_component(old[i], entry)
+                        else copy.deepcopy(entry) for i, entry in enumerate(value)]
         else:
             out[key] = copy.deepcopy(value)
     return out

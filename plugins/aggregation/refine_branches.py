@@ -1,9 +1,11 @@
 """``refine_branches``: SEMICON's global and local refine branches (semicon.md §2–3).
 
-Two fresh copies of a later backbone stage (``stage``, default ``layer4``) are built with
-``ctx.backbone.build_stage``; the recipe's channel interaction (``ctx.channel_interaction``, ICON for
-SEMICON) is inserted after the stage blocks listed in ``interaction_after`` (official: after blocks 1 and 2,
-giving ``[B0, B1, ICON, B2, ICON]``, one weight set per insertion and per copy).
+Two fresh copies of a later backbone stage (``stage``, default ``layer4``) are built with the backbone's
+stage builder (``ctx.stage_builder``); the nested channel interaction ``interaction`` (ICON for SEMICON:
+``interaction = {name = "icon", residual = "official"}``) is built once per insertion point and inserted
+after the stage blocks listed in ``interaction_after`` (official: after blocks 1 and 2, giving
+``[B0, B1, ICON, B2, ICON]``, one weight set per insertion and per copy). Without ``interaction`` the copies
+are the plain stage.
 
 - ``refine_global``: the stage copy on X, then global average pooling -> descriptor ``global``;
 - ``refine_local``: ONE shared copy applied to ``X * A_k`` for each attention map k (broadcast over
@@ -24,14 +26,24 @@ import attrs
 from torch import Tensor, nn
 
 from hashkit.errors import ContractError
-from hashkit.interfaces import Aggregation, AggregationInput, AggregationOutput, BuildContext
+from hashkit.interfaces import (
+    Aggregation,
+    AggregationInput,
+    AggregationOutput,
+    BuildContext,
+    ComponentRef,
+    FeatureSpec,
+    nested,
+)
 
 
 @attrs.frozen
 class RefineBranchesConfig:
-    #: the backbone stage copied per branch (must be available through backbone.build_stage)
+    #: the backbone stage copied per branch (one the backbone can build copies of)
     stage: str = "layer4"
-    #: stage block indices after which the recipe's channel interaction is inserted (official: 1 and 2)
+    #: the channel interaction inserted into each stage copy (SEMICON: icon); none by default
+    interaction: ComponentRef | None = nested("channel_interaction")
+    #: stage block indices after which ``interaction`` is inserted (official: 1 and 2)
     interaction_after: tuple[int, ...] = (1, 2)
 
 
@@ -50,40 +62,40 @@ class RefineBranch(nn.Module):
 class RefineBranches(Aggregation):
     def __init__(self, cfg: RefineBranchesConfig, ctx: BuildContext):
         super().__init__()
-        backbone = ctx.backbone
-        if backbone is None or not hasattr(backbone, "build_stage"):
-            raise ContractError("refine_branches needs the backbone (ctx.backbone) to build stage copies")
-        specs = backbone.all_stage_specs()
-        if cfg.stage not in specs:
-            raise ContractError(f"refine_branches: backbone has no stage {cfg.stage!r}; stages are {list(specs)}")
-        names = list(specs)
-        position = names.index(cfg.stage)
-        if ctx.in_spec is not None and position > 0 and specs[names[position - 1]].channels != ctx.in_spec.channels:
+        stages = ctx.stage_builder
+        if stages is None:
+            raise ContractError("refine_branches needs a backbone that builds stage copies (ctx.stage_builder)")
+        spec = stages.spec(cfg.stage, "refine_branches")
+        before = stages.input_spec(cfg.stage)
+        if ctx.in_spec is not None and before is not None and before.channels != ctx.in_spec.channels:
             raise ContractError(
-                f"refine_branches: stage {cfg.stage!r} takes {specs[names[position - 1]].channels} channels "
-                f"(the output of {names[position - 1]!r}) but receives {ctx.in_spec.channels}"
+                f"refine_branches: stage {cfg.stage!r} takes {before.channels} channels but receives "
+                f"{ctx.in_spec.channels}"
             )
+        if cfg.interaction is not None and not cfg.interaction_after:
+            raise ContractError("refine_branches: 'interaction' is set but 'interaction_after' is empty, so it "
+                                "would never be inserted")
         self.cfg = cfg
-        channels = specs[cfg.stage].channels
         self.num_local = ctx.num_maps
-        self.refine_global = RefineBranch(cfg.stage, self._stage_copy(backbone, channels, ctx))
+        self.refine_global = RefineBranch(cfg.stage, self._stage_copy(ctx, spec.channels))
         if self.num_local:
-            self.refine_local = RefineBranch(cfg.stage, self._stage_copy(backbone, channels, ctx))
-        self.descriptor_dims = {"global": channels, **{f"local{k + 1}": channels for k in range(self.num_local)}}
+            self.refine_local = RefineBranch(cfg.stage, self._stage_copy(ctx, spec.channels))
+        self.descriptor_dims = {"global": spec.channels, **{f"local{k + 1}": spec.channels
+                                                            for k in range(self.num_local)}}
 
-    def _stage_copy(self, backbone, channels: int, ctx: BuildContext) -> nn.Sequential:
-        blocks = list(backbone.build_stage(self.cfg.stage))
+    def _stage_copy(self, ctx: BuildContext, channels: int) -> nn.Sequential:
+        blocks = list(ctx.stage_builder.build(self.cfg.stage))
         bad = [i for i in self.cfg.interaction_after if not 0 <= i < len(blocks)]
         if bad:
             raise ContractError(f"refine_branches: interaction_after {bad} is outside stage {self.cfg.stage!r} "
                                 f"({len(blocks)} blocks)")
-        if ctx.channel_interaction is None:
+        if self.cfg.interaction is None:
             return nn.Sequential(*blocks)
         layers: list[nn.Module] = []
         for i, block in enumerate(blocks):
             layers.append(block)
             if i in self.cfg.interaction_after:
-                layers.append(ctx.channel_interaction(channels))
+                layers.append(ctx.build(self.cfg.interaction, in_spec=FeatureSpec(channels)))
         return nn.Sequential(*layers)
 
     def forward(self, inp: AggregationInput) -> AggregationOutput:
@@ -107,18 +119,13 @@ def _example():
     import torch
 
     from hashkit.assemble import make_component
-    from hashkit.interfaces import FeatureSpec
     from hashkit.testing import ComponentExample
 
     backbone = make_component("backbone", "tiny_cnn", {"width": 4, "blocks": 3, "until": "stage3"})
     spec = FeatureSpec(16, 8)
-
-    def interaction(channels: int):
-        return make_component("channel_interaction", "icon", {}, BuildContext(in_spec=FeatureSpec(channels)))
-
     g = torch.Generator().manual_seed(0)
-    ctx = BuildContext(in_spec=spec, stages={"stage3": spec}, num_maps=3, backbone=backbone,
-                       channel_interaction=interaction, code_length=12)
+    ctx = BuildContext(in_spec=spec, stages={"stage3": spec}, num_maps=3, stage_builder=backbone.stage_builder(),
+                       code_length=12)
     inputs = (AggregationInput(features=torch.randn(2, 16, 8, 8, generator=g),
                                maps=torch.rand(2, 3, 8, 8, generator=g)),)
 
@@ -126,7 +133,8 @@ def _example():
         assert list(out.descriptors) == ["global", "local1", "local2", "local3"]
         assert sum(isinstance(m, nn.Module) and type(m).__name__ == "ICON" for m in comp.refine_local.modules()) == 2
 
-    return ComponentExample(config={"stage": "stage4"}, ctx=ctx, inputs=inputs, check=check)
+    return ComponentExample(config={"stage": "stage4", "interaction": {"name": "icon"}}, ctx=ctx, inputs=inputs,
+                            check=check)
 
 
 def components(register):

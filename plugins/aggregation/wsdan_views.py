@@ -21,15 +21,13 @@ then averages the classifier loss over the raw image and both views.
 
 from __future__ import annotations
 
-from typing import Any
-
 import attrs
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from hashkit.errors import ContractError
-from hashkit.interfaces import Aggregation, AggregationInput, AggregationOutput, BuildContext
+from hashkit.interfaces import Aggregation, AggregationInput, AggregationOutput, BuildContext, ComponentRef, nested
 from hashkit_plugins.aggregation.bilinear_pooling import maps_example
 
 
@@ -41,8 +39,8 @@ def _unit_interval_pair(inst, attribute, value):
 
 @attrs.frozen
 class WsdanViewsConfig:
-    #: the wrapped aggregation: a table with its registered ``name`` and its parameters
-    inner: dict[str, Any] = attrs.field(factory=lambda: {"name": "bap"}, metadata={"component": "aggregation"})
+    #: the wrapped aggregation (a nested component: its registered ``name`` and its parameters)
+    inner: ComponentRef = nested("aggregation", default="bap")
     #: θ_c range, as a fraction of the map's maximum (WS-DAN: 0.4-0.6)
     crop_threshold: tuple[float, float] = attrs.field(default=(0.4, 0.6), validator=_unit_interval_pair)
     #: θ_d range (WS-DAN: 0.2-0.5)
@@ -127,16 +125,10 @@ class WsdanViews(Aggregation):
 
 def build_wsdan_views(cfg: WsdanViewsConfig, ctx: BuildContext) -> WsdanViews:
     """WS-DAN attention crop / drop views (training extras) around any inner aggregation."""
-    from hashkit.assemble import make_component
-
     if ctx.num_maps < 1:
         raise ContractError("wsdan_views needs attention maps: add an attention component with maps "
                             "(e.g. attention_parts) to [[model.attention]]")
-    params = dict(cfg.inner)
-    name = params.pop("name", None)
-    if not isinstance(name, str):
-        raise ContractError("wsdan_views: 'inner' must be a table with the wrapped aggregation's 'name'")
-    return WsdanViews(cfg, make_component("aggregation", name, params, ctx))
+    return WsdanViews(cfg, ctx.build(cfg.inner))
 
 
 def components(register):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from hashkit.kinds import KINDS
+from hashkit.interfaces.kinds import KINDS
 
 
 def add_parser(sub) -> None:

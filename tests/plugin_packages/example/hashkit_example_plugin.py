@@ -1,9 +1,10 @@
-"""A complete third-party hashkit plugin: one loss with a typed config (the plugin guide's example)."""
+"""A complete third-party hashkit plugin (the plugin guide's example): a loss with a typed config, and an
+attention component that nests a channel interaction chosen in the recipe (a built-in such as ``icon``)."""
 
 import attrs
 
 import hashkit
-from hashkit.interfaces import Loss, LossInputs, LossResult
+from hashkit.interfaces import Attention, AttentionOutput, ComponentRef, Loss, LossInputs, LossResult, nested
 
 
 @attrs.frozen
@@ -34,6 +35,28 @@ def build(cfg: PairwiseMarginConfig, ctx) -> PairwiseMargin:
     return PairwiseMargin(cfg, ctx.code_length)
 
 
+@attrs.frozen
+class MixedAttentionConfig:
+    mixer: ComponentRef = nested("channel_interaction", default="icon")
+
+
+class MixedAttention(Attention):
+    """Features -> features + mixer(features), where the mixer is any channel interaction; no maps."""
+
+    def __init__(self, mixer, channels: int):
+        super().__init__()
+        self.mixer, self.in_channels, self.out_channels = mixer, channels, channels
+
+    def forward(self, x):
+        return AttentionOutput(features=x + self.mixer(x))
+
+
+def build_mixed(cfg: MixedAttentionConfig, ctx) -> MixedAttention:
+    """Residual channel mixing by a nested channel interaction (example plugin)."""
+    return MixedAttention(ctx.build(cfg.mixer), ctx.in_spec.channels)
+
+
 @hashkit.hookimpl
 def hashkit_register(register):
     register("loss", "pairwise_margin", build, config=PairwiseMarginConfig)
+    register("attention", "mixed_channels", build_mixed, config=MixedAttentionConfig)
