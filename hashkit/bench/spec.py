@@ -189,11 +189,12 @@ def load_bench(path: str | Path) -> Bench:
         raise RecipeError(f"not valid TOML: {exc}", file=str(path)) from None
     file = build_config(BenchFile, raw, file=str(path))
     bench = Bench(file=file, path=path.resolve(), raw=raw)
-    labels = [c.method for c in bench.cells()[:: len(file.seeds) * len(file.code_lengths)]]
-    slugs = [slug(x) for x in labels]
-    if len(set(slugs)) != len(slugs):
-        raise RecipeError(f"method labels {labels} do not give distinct directory names", file=str(path),
-                          key="methods.label")
+    for ds in file.datasets:
+        labels = [method_label(m, method_recipe(bench, m, ds)) for m in file.methods]
+        slugs = [slug(x) for x in labels]
+        if len(set(slugs)) != len(slugs):
+            raise RecipeError(f"method labels {labels} do not give distinct directory names on {ds.name!r}",
+                              file=str(path), key="methods.label")
     return bench
 
 
