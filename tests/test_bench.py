@@ -8,6 +8,7 @@ import csv
 import hashlib
 import io
 import json
+import re
 import shutil
 import signal
 import subprocess
@@ -20,7 +21,7 @@ import pytest
 import training_helpers as th
 from hashkit.bench import cell_dir, load_bench, run_bench, write_report
 from hashkit.bench.runner import shard_cells
-from hashkit.errors import CheckpointError, RecipeError
+from hashkit.errors import CheckpointError
 from hashkit.recipe.toml_writer import dumps_toml
 
 DATA = {"dataset": {"name": "demo", "train_per_class": 3, "query_per_class": 2, "seen_fraction": 0.8},
@@ -204,13 +205,11 @@ def test_bench_file_errors_are_one_line(reference, tmp_path, text, message, caps
     from hashkit.cli.main import main
 
     bench, _, _ = reference
-    path = bench.path.parent / f"bad{abs(hash(text)) % 10**6}.toml"
+    path = bench.path.parent / f"bad-{hashlib.sha256(text.encode()).hexdigest()[:8]}.toml"
     path.write_text(text)
     assert main(["bench", str(path), "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("hashkit: error:")
-    import re
-
     assert re.search(message, err), err
 
 
@@ -256,3 +255,19 @@ def test_open_set_recipes_carry_the_studys_numbers():
     recipe = load_recipe("semicon-openset-food101")
     assert recipe.dataset.config.seen_fraction == 0.95 and recipe.train.selection == "best_query"
     assert recipe.eval.drop_last_item and recipe.protocol.config.rounds == 40
+
+
+def test_a_failing_cell_does_not_stop_the_bench(reference, tmp_path, capsys):
+    from hashkit.cli.main import main
+
+    bench, _, _ = reference
+    path = bench.path.parent / "failing.toml"
+    path.write_text('code_lengths = [8]\n[[methods]]\nrecipe = "point"\n'
+                    '[[datasets]]\nname = "missing"\ndataset = { name = "list_file", root = "/nonexistent/lists" }\n'
+                    '[[datasets]]\nname = "demo"\n')
+    assert main(["bench", str(path), "--out", str(tmp_path / "o")]) == 2
+    captured = capsys.readouterr()
+    assert "point on missing, seed 0, 8 bits: FAILED" in captured.err and "root directory not found" in captured.err
+    assert "ran 1 cells" in captured.out and "1 FAILED (rerun to retry)" in captured.out
+    cells = load_bench(path).cells()
+    assert [cell_dir.state(tmp_path / "o", c) for c in cells] == ["interrupted", "done"]

@@ -10,6 +10,9 @@
   length under the same name) is refused with one line instead of being mixed into the tables.
 - **Progress**: one line per cell on ``log`` — cells done over all shards / total, this cell's time, the
   mean time per cell in this process and the estimated time left for this shard.
+- **Failures**: a cell that stops with a user-facing error (a missing dataset, a non-finite loss: a
+  :class:`~hashkit.errors.HashkitError`) is reported in one line and the bench goes on with the next cell;
+  the failed cell stays unfinished, so the next run retries it. Anything else (a bug) stops the bench.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import attrs
 
 from hashkit.bench import cell_dir as cells
 from hashkit.bench.spec import Bench, Cell, recipe_digest
+from hashkit.errors import HashkitError
 from hashkit.recipe.toml_writer import dumps_value
 
 
@@ -36,6 +40,7 @@ class BenchProgress:
     ran: list[str] = attrs.field(factory=list)
     skipped_done: list[str] = attrs.field(factory=list)
     skipped_locked: list[str] = attrs.field(factory=list)
+    failed: list[tuple[str, str]] = attrs.field(factory=list)
     seconds: list[float] = attrs.field(factory=list)
 
 
@@ -188,7 +193,12 @@ def run_bench(bench: Bench, out: str | Path, *, shard: tuple[int, int] = (1, 1),
                 continue
             how = "resumed" if cells.state(out, cell) == "interrupted" else "trained"
             t0 = time.time()
-            run_cell(out, prepared[cell.index], extra)
+            try:
+                run_cell(out, prepared[cell.index], extra)
+            except HashkitError as exc:
+                progress.failed.append((cell.key, str(exc)))
+                print(f"  {cell.describe()}: FAILED after {_duration(time.time() - t0)}: {exc}", file=log, flush=True)
+                continue
             seconds = time.time() - t0
         progress.ran.append(cell.key)
         progress.seconds.append(seconds)

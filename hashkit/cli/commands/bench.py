@@ -56,9 +56,10 @@ def run(args: argparse.Namespace) -> int:
             print(f"{cell_dir.state(args.out, cell):12s} {cell.key}")
         return 0
     progress = run_bench(bench, args.out, shard=shard, extra=tuple(args.overrides))
+    failed = f", {len(progress.failed)} FAILED (rerun to retry)" if progress.failed else ""
     print(f"bench {bench.name}: ran {len(progress.ran)} cells, {len(progress.skipped_done)} were done, "
-          f"{len(progress.skipped_locked)} running elsewhere; report: hashkit bench report {args.out}")
-    return 0
+          f"{len(progress.skipped_locked)} running elsewhere{failed}; report: hashkit bench report {args.out}")
+    return 2 if progress.failed else 0
 
 
 def _report(args: argparse.Namespace) -> int:
