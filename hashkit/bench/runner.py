@@ -91,7 +91,7 @@ def _pick(result: dict[str, Any], which: str) -> dict[str, dict[str, Any]]:
     return {"all": result[which]}
 
 
-def summarise(prepared: PreparedCell, report: dict[str, Any], run: Path, wall: float) -> dict[str, Any]:
+def summarise(prepared: PreparedCell, report: dict[str, Any], run: Path, wall: float, cpu: float) -> dict[str, Any]:
     """The cell's ``cell.json``: its coordinates, the method's database kind, the split, every protocol's
     results of the last and the selected model, timings and the recipe's published numbers."""
     cell, recipe = prepared.cell, prepared.recipe
@@ -110,7 +110,7 @@ def summarise(prepared: PreparedCell, report: dict[str, Any], run: Path, wall: f
         "eval": {"map_norm": ev.map_norm, "drop_last_item": ev.drop_last_item, "ties": ev.ties,
                  "zero_relevant": ev.zero_relevant},
         "results": {"selected": _pick(res, "selected"), "last": _pick(res, "last")},
-        "train_time_s": res.get("train_time_s"), "wall_s": round(wall, 1),
+        "train_time_s": res.get("train_time_s"), "wall_s": round(wall, 1), "cpu_s": round(cpu, 1),
         "published": list(recipe.provenance.get("published", [])),
         "run_dir": "run",
     }
@@ -120,7 +120,7 @@ def run_cell(out: Path, prepared: PreparedCell, extra: tuple[str, ...] = ()) -> 
     """Train (or resume) one cell and write its ``cell.json``; the caller holds the cell's lock."""
     from hashkit.training import train
 
-    started = time.time()
+    started, cpu_started = time.time(), time.process_time()
     cell = prepared.cell
     cells.check_spec(out, cell, prepared.spec)
     run = cells.run_dir(out, cell)
@@ -132,7 +132,7 @@ def run_cell(out: Path, prepared: PreparedCell, extra: tuple[str, ...] = ()) -> 
             shutil.rmtree(run)
         report = train(cell.recipe, run, overrides=list(prepared.overrides), code_lengths=[cell.code_length],
                        echo=False)
-    summary = summarise(prepared, report, run, time.time() - started)
+    summary = summarise(prepared, report, run, time.time() - started, time.process_time() - cpu_started)
     cells.write_json(cells.cell_dir(out, cell) / "cell.json", summary)
     return summary
 
@@ -194,7 +194,7 @@ def run_bench(bench: Bench, out: str | Path, *, shard: tuple[int, int] = (1, 1),
             how = "resumed" if cells.state(out, cell) == "interrupted" else "trained"
             t0 = time.time()
             try:
-                run_cell(out, prepared[cell.index], extra)
+                summary = run_cell(out, prepared[cell.index], extra)
             except HashkitError as exc:
                 progress.failed.append((cell.key, str(exc)))
                 print(f"  {cell.describe()}: FAILED after {_duration(time.time() - t0)}: {exc}", file=log, flush=True)
@@ -206,6 +206,7 @@ def run_bench(bench: Bench, out: str | Path, *, shard: tuple[int, int] = (1, 1),
         mean = sum(progress.seconds) / len(progress.seconds)
         done_all = sum(cells.state(out, c) == "done" for c in everything)
         eta = f"ETA {_duration(mean * left)}" if left else "shard finished"
-        print(f"[{done_all}/{len(everything)} done] {cell.describe()}: {how} in {_duration(seconds)}; "
+        print(f"[{done_all}/{len(everything)} done] {cell.describe()}: {how} in {_duration(seconds)} "
+              f"(CPU {_duration(summary['cpu_s'])}); "
               f"{_duration(mean)} per cell; {left} left in this shard, {eta}", file=log, flush=True)
     return progress
