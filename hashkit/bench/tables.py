@@ -135,7 +135,8 @@ def build_tables(file: BenchFile, cells: list[dict[str, Any]], model: str | None
                     values[bits] = Value(mean=mean, std=std, n=len(got), published=pub[0] if pub else None,
                                          source=pub[1] if pub else None)
                 sources += [v.source for v in values.values() if v.source and v.source not in sources]
-                rows.append(Row(method=method, database=native, values=values, selection=runs[0]["selection"]))
+                rows.append(Row(method=method, database=native, values=values,
+                                selection=runs[0]["selection"] if model == "selected" else "last"))
             rows = _mark_best(rows, lengths)
             seeds = tuple(sorted({c["seed"] for c in mine}))
             tables.append(Table(dataset=dataset, protocol=protocol, metric=file.metric, code_lengths=lengths,
