@@ -168,6 +168,10 @@ def test_report_files_parse(reference):
 def test_latex_compiles(reference, tmp_path):
     if shutil.which("pdflatex") is None:
         pytest.skip("pdflatex is not installed")
+    found = subprocess.run(["kpsewhich", "booktabs.sty"], capture_output=True, text=True) \
+        if shutil.which("kpsewhich") else None
+    if found is None or not found.stdout.strip():
+        pytest.skip("the LaTeX package booktabs is not installed")
     _, _, report = reference
     shutil.copy(report.directory / "report.tex", tmp_path / "report.tex")
     done = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "report.tex"], cwd=tmp_path,

@@ -149,8 +149,7 @@ def _latex_cell(v: Value, scale: float, decimals: int) -> str:
 
 def to_latex(tables: Sequence[Table], *, title: str = "", scale: float = 100.0, decimals: int = 1) -> str:
     """A standalone document (article + booktabs) with one table per dataset and protocol."""
-    out = [r"\documentclass{article}", r"\usepackage{booktabs}", r"\usepackage[margin=1.5cm]{geometry}",
-           r"\begin{document}"]
+    out = [r"\documentclass{article}", r"\usepackage{booktabs}", r"\begin{document}"]
     if title:
         out.append(r"\section*{" + latex_escape(title) + "}")
     for t in tables:
