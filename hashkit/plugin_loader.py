@@ -133,9 +133,9 @@ def load_plugins(registry: Registry) -> None:
         try:
             plugin = source.load() if hasattr(source, "load") and hasattr(source, "group") else source
             pm.register(plugin, name=name)
-            for impl in pm.hook.hashkit_register.get_hookimpls():
-                if impl.plugin_name == name:
-                    impl.function(register=register)
+            # this plugin's hook alone, through pluggy's hook caller (so HASHKIT_TRACE_PLUGINS sees the call)
+            others = [p for p in pm.get_plugins() if p is not plugin]
+            pm.subset_hook_caller("hashkit_register", remove_plugins=others)(register=register)
         except DuplicateComponentError:
             raise
         except Exception as exc:  # noqa: BLE001 - a broken plugin must not stop the others

@@ -7,5 +7,5 @@ components of one kind, one component per module. A component module defines::
         register("attention", "sem", build_sem, config=SEMConfig)
 
 and the package's ``hashkit_register`` hook calls ``components`` of every module in it, in name order
-(:func:`hashkit_plugins.discovery.register_package`). Nothing registers at import time.
+(:func:`hashkit.plugin_package.register_package`, which third-party packages can use too). Nothing registers at import time.
 """

@@ -12,6 +12,8 @@ from safetensors.torch import load_file, save_file
 
 from hashkit.assemble import make_component
 from hashkit.cli.main import main
+from hashkit.errors import ContractError
+from hashkit.interfaces import BuildContext
 from hashkit.interfaces.kinds import KINDS
 from hashkit.registry import get_registry
 from hashkit.testing import _resolve_example, check_component
@@ -54,6 +56,20 @@ def test_state_dict_round_trip_and_seeded_determinism(kind, name, tmp_path):
     c.load_state_dict(loaded)
     for key, value in c.state_dict().items():
         assert torch.equal(value, sa[key])
+
+
+CONTEXT_KINDS = {"attention", "channel_interaction", "aggregation", "hash_head", "loss", "training_protocol"}
+CONTEXT_ENTRIES = [(k, n) for k, n in ENTRIES if k in CONTEXT_KINDS]
+
+
+@pytest.mark.parametrize("kind,name", CONTEXT_ENTRIES, ids=[f"{k}:{n}" for k, n in CONTEXT_ENTRIES])
+def test_an_empty_build_context_is_a_contract_error_or_enough(kind, name):
+    """A factory that lacks something from the context says so (ContractError), never an AttributeError."""
+    ex = _resolve_example(get_registry().get(kind, name))
+    try:
+        make_component(kind, name, ex.config, BuildContext())
+    except ContractError as exc:
+        assert "needs" in str(exc) or "requires" in str(exc), str(exc)
 
 
 def test_components_json_lists_every_kind(capsys):

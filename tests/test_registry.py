@@ -100,3 +100,21 @@ def test_building_twice_does_not_share_config():
     assert a.stage_specs["stage1"].channels == 4
     assert b.stage_specs["stage1"].channels == 8
     assert c.stage_specs["stage1"].channels == 16  # the default is untouched
+
+
+def test_trace_switch_logs_every_hook_call(monkeypatch, capsys):
+    """HASHKIT_TRACE_PLUGINS goes through pluggy's hook-call monitoring, so each plugin's call is logged."""
+    plugin = _plugin("traced", lambda register: register("loss", "traced_loss", lambda c, ctx: None))
+    monkeypatch.setenv("HASHKIT_TRACE_PLUGINS", "1")
+    add_plugin(plugin, "traced_plugin")
+    try:
+        reg = get_registry()
+        err = capsys.readouterr().err
+        calls = [line for line in err.splitlines() if line.startswith("[hashkit] calling hashkit_register")]
+        assert len(calls) == len(reg.plugins) and any("'traced_plugin'" in line for line in calls)
+        assert "[hashkit] calling hashkit_register on ['backbones']" in err
+    finally:
+        monkeypatch.delenv("HASHKIT_TRACE_PLUGINS")
+        remove_plugin("traced_plugin")
+    get_registry()
+    assert "[hashkit]" not in capsys.readouterr().err

@@ -29,6 +29,7 @@ class BuildContext:
     - ``head_classes``: classes of the hash head's classifier, 0 when it has none (losses).
     - ``num_train``: number of training items (training protocols).
 
+    :meth:`input_channels` reads ``in_spec.channels`` (an error naming the component when it is unknown);
     :meth:`build` builds a nested component (a :class:`ComponentRef` field of the caller's config).
     """
 
@@ -44,6 +45,14 @@ class BuildContext:
 
     def evolve(self, **changes: Any) -> "BuildContext":
         return attrs.evolve(self, **changes)
+
+    def input_channels(self, who: str) -> int:
+        """``in_spec.channels``; a :class:`~hashkit.errors.ContractError` naming ``who`` when it is unknown."""
+        if self.in_spec is None:
+            from hashkit.errors import ContractError
+
+            raise ContractError(f"{who} needs the spec of its input feature map (BuildContext.in_spec)")
+        return self.in_spec.channels
 
     def build(self, ref: ComponentRef, **changes: Any) -> Any:
         """Build the nested component ``ref`` through the registry with this context, changed by ``changes``.

@@ -21,8 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from hashkit.errors import ContractError
-from hashkit.interfaces import Aggregation, AggregationInput, AggregationOutput, BuildContext
+from hashkit.interfaces import Aggregation, AggregationInput, AggregationOutput
 from hashkit_plugins.attention.max_mask import max_mask
 from hashkit_plugins.attention.multiscale import multiscale_filter, validate_odd_kernels
 
@@ -77,8 +76,3 @@ class GlobalDescriptor(Aggregation):
     def forward(self, inp: AggregationInput) -> AggregationOutput:
         return AggregationOutput(descriptors={"global": self.describe(inp.features)})
 
-
-def input_channels(ctx: BuildContext, name: str) -> int:
-    if ctx.in_spec is None:
-        raise ContractError(f"aggregation {name!r} needs the input feature spec (ctx.in_spec)")
-    return ctx.in_spec.channels

@@ -43,11 +43,10 @@ class BilinearAttentionPooling(Aggregation):
 
 def build_bap(cfg: BAPConfig, ctx: BuildContext) -> BilinearAttentionPooling:
     """Bilinear attention pooling: part features, signed sqrt, L2 norm -> one (B, M·C) descriptor."""
-    if ctx.in_spec is None:
-        raise ContractError("bap needs the input feature spec (channels)")
+    channels = ctx.input_channels("bap")
     if ctx.num_maps < 1:
         raise ContractError("bap needs attention maps: add an attention component with maps (e.g. attention_parts)")
-    return BilinearAttentionPooling(cfg, ctx.in_spec.channels, ctx.num_maps)
+    return BilinearAttentionPooling(cfg, channels, ctx.num_maps)
 
 
 def maps_example() -> ComponentExample:

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from hashkit.interfaces import BuildContext
-from hashkit_plugins.aggregation._global_descriptor import GlobalDescriptor, GlobalDescriptorOptions, input_channels
+from hashkit_plugins.aggregation._global_descriptor import GlobalDescriptor, GlobalDescriptorOptions
 
 
 @attrs.frozen
@@ -45,7 +45,7 @@ class GeM(GlobalDescriptor):
 
 def build_gem(cfg: GeMConfig, ctx: BuildContext) -> GeM:
     """Generalised-mean (GeM) pooling with learnable p; optional scales, MAX-mask, L2 and whitening."""
-    return GeM(cfg, input_channels(ctx, "gem"))
+    return GeM(cfg, ctx.input_channels("gem"))
 
 
 def components(register):

@@ -8,7 +8,6 @@ from __future__ import annotations
 import attrs
 import torch.nn.functional as F
 
-from hashkit.errors import ContractError
 from hashkit.interfaces import Aggregation, AggregationInput, AggregationOutput, BuildContext
 
 
@@ -33,20 +32,15 @@ class GlobalPool(Aggregation):
         return AggregationOutput(descriptors={"global": pooled})
 
 
-def _channels(ctx: BuildContext) -> int:
-    if ctx.in_spec is None:
-        raise ContractError("global pooling needs the input feature spec")
-    return ctx.in_spec.channels
-
 
 def build_gap(cfg: GlobalPoolConfig, ctx: BuildContext) -> GlobalPool:
     """Global average pooling (GAP) into one descriptor."""
-    return GlobalPool(cfg, _channels(ctx), "avg")
+    return GlobalPool(cfg, ctx.input_channels("gap"), "avg")
 
 
 def build_gmp(cfg: GlobalPoolConfig, ctx: BuildContext) -> GlobalPool:
     """Global max pooling (GMP) into one descriptor."""
-    return GlobalPool(cfg, _channels(ctx), "max")
+    return GlobalPool(cfg, ctx.input_channels("gmp"), "max")
 
 
 def components(register):

@@ -190,11 +190,10 @@ def build_gnn_multilevel(cfg: GNNMultilevelConfig, ctx: BuildContext) -> GNNMult
         raise ContractError(f"gnn_multilevel stages {missing} are not tapped; model.taps gives {list(ctx.stages)}")
     if cfg.nodes == "grid" and len(cfg.grids) != len(names):
         raise ContractError(f"gnn_multilevel grids {list(cfg.grids)} must give one grid size per stage {list(names)}")
-    if cfg.use_features and ctx.in_spec is None:
-        raise ContractError("gnn_multilevel use_features = true needs the attention output spec (ctx.in_spec)")
     if ctx.num_maps and cfg.mask_map >= ctx.num_maps:
         raise ContractError(f"gnn_multilevel mask_map = {cfg.mask_map} but the attention gives {ctx.num_maps} maps")
-    last = ctx.in_spec.channels if cfg.use_features else ctx.stages[names[-1]].channels
+    use = ctx.input_channels("gnn_multilevel with use_features = true") if cfg.use_features else None
+    last = use if use is not None else ctx.stages[names[-1]].channels
     return GNNMultilevel(cfg, {n: ctx.stages[n] for n in names}, last, ctx.num_maps)
 
 

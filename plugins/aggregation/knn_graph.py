@@ -111,14 +111,13 @@ class KnnGraphAggregation(Aggregation):
 
 def build_knn_graph(cfg: KnnGraphConfig, ctx: BuildContext) -> KnnGraphAggregation:
     """Parts as graph nodes, dynamic kNN graph + EdgeConv layers (GDF-Net GSRR), optionally fused with BAP."""
-    if ctx.in_spec is None:
-        raise ContractError("knn_graph needs the input feature spec (channels)")
+    channels = ctx.input_channels("knn_graph")
     if ctx.num_maps < 1:
         raise ContractError("knn_graph needs attention maps as graph nodes: add an attention component with maps "
                             "(e.g. attention_parts or sem) to [[model.attention]]")
     if cfg.k > ctx.num_maps:
         raise ContractError(f"knn_graph k = {cfg.k} exceeds the {ctx.num_maps} nodes (attention maps) per image")
-    return KnnGraphAggregation(cfg, ctx.in_spec.channels, ctx.num_maps)
+    return KnnGraphAggregation(cfg, channels, ctx.num_maps)
 
 
 def components(register):

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from hashkit.interfaces import BuildContext
-from hashkit_plugins.aggregation._global_descriptor import GlobalDescriptor, GlobalDescriptorOptions, input_channels
+from hashkit_plugins.aggregation._global_descriptor import GlobalDescriptor, GlobalDescriptorOptions
 
 
 @attrs.frozen
@@ -81,7 +81,7 @@ class RMAC(GlobalDescriptor):
 
 def build_rmac(cfg: RMACConfig, ctx: BuildContext) -> RMAC:
     """R-MAC: sum of L2-normalised regional max-pooled vectors; optional scales, MAX-mask and whitening."""
-    return RMAC(cfg, input_channels(ctx, "rmac"))
+    return RMAC(cfg, ctx.input_channels("rmac"))
 
 
 def components(register):

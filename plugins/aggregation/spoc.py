@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from hashkit.interfaces import BuildContext
-from hashkit_plugins.aggregation._global_descriptor import GlobalDescriptor, GlobalDescriptorOptions, input_channels
+from hashkit_plugins.aggregation._global_descriptor import GlobalDescriptor, GlobalDescriptorOptions
 
 
 @attrs.frozen
@@ -47,7 +47,7 @@ class SPoC(GlobalDescriptor):
 
 def build_spoc(cfg: SPoCConfig, ctx: BuildContext) -> SPoC:
     """SPoC: centre-weighted sum pooling; optional scales, MAX-mask, L2 and whitening."""
-    return SPoC(cfg, input_channels(ctx, "spoc"))
+    return SPoC(cfg, ctx.input_channels("spoc"))
 
 
 def components(register):

@@ -11,7 +11,6 @@ from __future__ import annotations
 import attrs
 from torch import Tensor, nn
 
-from hashkit.errors import ContractError
 from hashkit.interfaces import Attention, AttentionOutput, BuildContext
 
 
@@ -41,9 +40,7 @@ class AttentionParts(Attention):
 
 def build_attention_parts(cfg: AttentionPartsConfig, ctx: BuildContext) -> AttentionParts:
     """M part attention maps (1x1 conv + BN + ReLU), features passed through unchanged."""
-    if ctx.in_spec is None:
-        raise ContractError("attention_parts needs the input feature spec (channels)")
-    return AttentionParts(cfg, ctx.in_spec.channels)
+    return AttentionParts(cfg, ctx.input_channels("attention_parts"))
 
 
 def components(register):

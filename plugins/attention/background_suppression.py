@@ -20,7 +20,6 @@ from __future__ import annotations
 import attrs
 from torch import Tensor
 
-from hashkit.errors import ContractError
 from hashkit.interfaces import Attention, AttentionOutput, BuildContext
 
 
@@ -53,9 +52,7 @@ class BackgroundSuppression(Attention):
 
 def build_background_suppression(cfg: BackgroundSuppressionConfig, ctx: BuildContext) -> BackgroundSuppression:
     """Activation-mean foreground mask; background positions scaled by epsilon (soft suppression)."""
-    if ctx.in_spec is None:
-        raise ContractError("background_suppression needs the input feature spec")
-    return BackgroundSuppression(cfg, ctx.in_spec.channels)
+    return BackgroundSuppression(cfg, ctx.input_channels("background_suppression"))
 
 
 def components(register):

@@ -17,7 +17,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from hashkit.errors import ContractError
 from hashkit.interfaces import Attention, AttentionOutput, BuildContext
 
 
@@ -48,9 +47,7 @@ class ChannelAttention(Attention):
 
 def build_channel_attention(cfg: ChannelAttentionConfig, ctx: BuildContext) -> ChannelAttention:
     """DAGF channel attention: a trainable per-channel weight vector (1 at initialisation)."""
-    if ctx.in_spec is None:
-        raise ContractError("channel_attention needs the input feature spec (ctx.in_spec)")
-    return ChannelAttention(cfg, ctx.in_spec.channels)
+    return ChannelAttention(cfg, ctx.input_channels("channel_attention"))
 
 
 def components(register):

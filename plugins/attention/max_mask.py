@@ -65,9 +65,7 @@ class MaxMask(Attention):
 
 def build_max_mask(cfg: MaxMaskConfig, ctx: BuildContext) -> MaxMask:
     """MAX-mask: keep only locations that are some channel's spatial argmax."""
-    if ctx.in_spec is None:
-        raise ContractError("max_mask needs the input feature spec (ctx.in_spec)")
-    return MaxMask(cfg, ctx.in_spec.channels)
+    return MaxMask(cfg, ctx.input_channels("max_mask"))
 
 
 def components(register):

@@ -71,9 +71,7 @@ class Multiscale(Attention):
 
 def build_multiscale(cfg: MultiscaleConfig, ctx: BuildContext) -> Multiscale:
     """DAGF scale filters: stride-1 max filters of several sizes (kernels 1, 3, 5)."""
-    if ctx.in_spec is None:
-        raise ContractError("multiscale needs the input feature spec (ctx.in_spec)")
-    return Multiscale(cfg, ctx.in_spec.channels)
+    return Multiscale(cfg, ctx.input_channels("multiscale"))
 
 
 def components(register):

@@ -157,9 +157,7 @@ class SEM(Attention):
 
 def build_sem(cfg: SEMConfig, ctx: BuildContext) -> SEM:
     """SEMICON's three-stage suppression-enhancing mask attention (maps stage1..stage3)."""
-    if ctx.in_spec is None:
-        raise ContractError("sem needs the input feature spec (the tapped backbone stage)")
-    return SEM(cfg, ctx.in_spec.channels)
+    return SEM(cfg, ctx.input_channels("sem"))
 
 
 def _example():

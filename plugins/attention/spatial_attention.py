@@ -21,7 +21,6 @@ import attrs
 import torch
 from torch import Tensor, nn
 
-from hashkit.errors import ContractError
 from hashkit.interfaces import Attention, AttentionOutput, BuildContext
 
 
@@ -62,9 +61,7 @@ class SpatialAttention(Attention):
 
 def build_spatial_attention(cfg: SpatialAttentionConfig, ctx: BuildContext) -> SpatialAttention:
     """DAGF spatial attention: an SE-style region evaluator reweighting every location."""
-    if ctx.in_spec is None:
-        raise ContractError("spatial_attention needs the input feature spec (ctx.in_spec)")
-    return SpatialAttention(cfg, ctx.in_spec.channels)
+    return SpatialAttention(cfg, ctx.input_channels("spatial_attention"))
 
 
 def components(register):

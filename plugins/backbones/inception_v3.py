@@ -34,7 +34,7 @@ from torchvision.models.inception import Inception3
 from hashkit.errors import CheckpointError
 from hashkit.interfaces import Backbone, BuildContext, FeatureSpec
 from hashkit.testing import ComponentExample
-from hashkit_plugins.backbones.resnet import read_state_dict
+from hashkit.weights_file import read_weights
 
 IMAGENET_FILE = "inception_v3_google-0cc3c7bd.pth"
 IMAGENET_URL = f"https://download.pytorch.org/models/{IMAGENET_FILE}"
@@ -107,7 +107,7 @@ class InceptionV3(Backbone):
         self._weights = weights_path(cfg.weights)
         self.transform_input = cfg.transform_input if cfg.transform_input is not None else self._weights is not None
         net = Inception3(aux_logits=False, init_weights=self._weights is None)
-        state = read_state_dict(self._weights) if self._weights is not None else None
+        state = read_weights(self._weights, "inception_v3 weights file") if self._weights is not None else None
         self.stages = nn.ModuleDict()
         for name in names[:depth]:
             stage = _build_stage(net, name)
@@ -136,7 +136,7 @@ class InceptionV3(Backbone):
         if name in self._fresh:
             stage = copy.deepcopy(self._fresh[name])
             if self._weights is not None:
-                _load_stage(stage, name, read_state_dict(self._weights), self._weights)
+                _load_stage(stage, name, read_weights(self._weights, "inception_v3 weights file"), self._weights)
             return stage
         return super().build_stage(name)
 

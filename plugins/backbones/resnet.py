@@ -52,6 +52,7 @@ from torchvision.models.resnet import BasicBlock, Bottleneck, conv1x1
 
 from hashkit.errors import CheckpointError, ContractError
 from hashkit.interfaces import Backbone, BuildContext, FeatureSpec
+from hashkit.weights_file import read_weights
 
 STAGES = ("layer1", "layer2", "layer3", "layer4")
 
@@ -119,26 +120,6 @@ def find_imagenet_file(depth: int) -> Path:
     )
 
 
-def read_state_dict(path: Path) -> dict[str, Tensor]:
-    """A tensor dict from a ``.safetensors`` file or a ``.pth`` read with ``weights_only=True``."""
-    if not path.is_file():
-        raise CheckpointError(f"weights file {path} does not exist")
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            state = load_file(str(path))
-        else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any reader failure is a bad checkpoint file
-        raise CheckpointError(f"cannot read weights file {path}: {exc}") from None
-    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
-        state = state["state_dict"]
-    if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
-        raise CheckpointError(f"weights file {path} does not hold a flat tensor state dict")
-    return {k.removeprefix("module."): v for k, v in state.items()}
-
-
 class ResNet(Backbone):
     """A torchvision ResNet trunk up to ``cfg.until``; see the module docstring."""
 
@@ -176,7 +157,7 @@ class ResNet(Backbone):
 
     def _load(self, weights: str) -> None:
         path = find_imagenet_file(self.depth) if weights == "imagenet" else Path(weights).expanduser()
-        state = read_state_dict(path)
+        state = read_weights(path, f"resnet{self.depth} weights file")
         trunk_prefixes = ("conv1.", "bn1.", *(f"{s}." for s in self.stage_specs))
         trunk = {k: v for k, v in state.items() if k.startswith(trunk_prefixes)}
         try:

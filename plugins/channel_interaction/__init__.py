@@ -1,7 +1,7 @@
 """Built-in channel interaction components (one per module); registered through the ``hashkit`` entry point ``channel_interaction``."""
 
 import hashkit
-from hashkit_plugins.discovery import register_package
+from hashkit.plugin_package import register_package
 
 
 @hashkit.hookimpl

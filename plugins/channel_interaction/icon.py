@@ -86,9 +86,7 @@ class ICON(ChannelInteraction):
 
 def build_icon(cfg: ICONConfig, ctx: BuildContext) -> ICON:
     """SEMICON's two-step grouped channel attention (ICON), groups derived from the channel count."""
-    if ctx.in_spec is None:
-        raise ContractError("icon needs the input feature spec (its channel count)")
-    return ICON(cfg, ctx.in_spec.channels)
+    return ICON(cfg, ctx.input_channels("icon"))
 
 
 def components(register):

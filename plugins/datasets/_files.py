@@ -8,9 +8,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import torch
 
-from hashkit.data.readers import FileImageReader
 from hashkit.errors import DataError
-from hashkit.interfaces import RetrievalData, Split
 
 
 def dataset_root(name: str, root: str) -> Path:
@@ -91,30 +89,6 @@ def check_counts(name: str, root: Path, counts: Mapping[str, int], expected: Map
     if wrong:
         raise DataError(f"dataset {name!r} at {root}: {'; '.join(wrong)} -- a partial or different download? "
                         f"(for a deliberate subset set data.dataset.{option} to the subset's sizes or to {{}})")
-
-
-def expected_or_default(given: Mapping[str, int] | None, default: Mapping[str, int]) -> dict[str, int] | None:
-    """``None`` in a config means the spec's numbers; an empty table means "do not check"."""
-    if given is None:
-        return dict(default)
-    return dict(given) or None
-
-
-def fine_grained_data(name: str, root: Path, classes: Sequence[str], train: tuple[list[str], list[int]],
-                      test: tuple[list[str], list[int]]) -> RetrievalData:
-    """RetrievalData for the fine-grained protocol: query = test, database = train (the same Split)."""
-    reader = FileImageReader(root)
-    num_classes = len(classes)
-    for split, (_, labels) in (("train", train), ("test", test)):
-        bad = [c for c in labels if not 0 <= c < num_classes]
-        if bad:
-            raise DataError(f"dataset {name!r} at {root}: {split} label {bad[0]} outside 0..{num_classes - 1}")
-    train_split = Split(items=list(train[0]), targets=one_hot(train[1], num_classes), reader=reader)
-    query_split = Split(items=list(test[0]), targets=one_hot(test[1], num_classes), reader=reader)
-    return RetrievalData(name=name, num_classes=num_classes, class_names=tuple(classes),
-                         splits={"train": train_split, "query": query_split, "database": train_split},
-                         protocol="query=test, database=train")
-
 
 
 def counts_validator(inst, attribute, value):

@@ -13,25 +13,17 @@ from pathlib import Path
 
 import attrs
 
-from hashkit.data.open_set import seen_fraction_validator, split_by_fraction
 from hashkit.errors import DataError
 from hashkit.interfaces import BuildContext, RetrievalData
-from hashkit_plugins.datasets._files import (check_counts, counts_validator, dataset_example, dataset_root,
-                                             expected_or_default, fine_grained_data, read_rows, require,
-                                             write_lines, write_tiny_image)
+from hashkit_plugins.datasets._files import dataset_example, read_rows, require, write_lines, write_tiny_image
+from hashkit_plugins.datasets._fine_grained import FineGrainedConfig, finish, root_of
 
 OFFICIAL = {"train": 6667, "query": 3333, "classes": 100}
 
 
 @attrs.frozen
-class AircraftConfig:
-    #: the fgvc-aircraft-2013b directory (holding data/)
-    root: str = ""
-    #: split sizes to check; unset = the official ones, a table = a deliberate subset, {} = no check
-    expected_counts: dict[str, int] | None = attrs.field(default=None, validator=counts_validator)
-    #: fraction of classes seen in training; the rest are held out as unseen classes for the open-set
-    #: protocols (0.95 / 0.85 / 0.75 = the DSH_Analysis splits; 1 = every class, no split)
-    seen_fraction: float = attrs.field(default=1.0, validator=seen_fraction_validator)
+class AircraftConfig(FineGrainedConfig):
+    pass
 
 
 def _read_split(path: Path, index: dict[str, int]) -> tuple[list[str], list[int]]:
@@ -46,15 +38,13 @@ def _read_split(path: Path, index: dict[str, int]) -> tuple[list[str], list[int]
 
 def build_aircraft(cfg: AircraftConfig, ctx: BuildContext) -> RetrievalData:
     """FGVC-Aircraft variants (100) from the official lists (query = test, database = trainval)."""
-    root = dataset_root("aircraft", cfg.root)
+    root = root_of("aircraft", cfg)
     variants, trainval, test = require("aircraft", root, "data/variants.txt", "data/images_variant_trainval.txt",
                                        "data/images_variant_test.txt")
     names = [line.strip() for line in variants.read_text(encoding="utf-8").splitlines() if line.strip()]
     index = {n: i for i, n in enumerate(names)}
     train, query = _read_split(trainval, index), _read_split(test, index)
-    counts = {"train": len(train[0]), "query": len(query[0]), "classes": len(names)}
-    check_counts("aircraft", root, counts, expected_or_default(cfg.expected_counts, OFFICIAL))
-    return split_by_fraction(fine_grained_data("aircraft", root, names, train, query), cfg.seen_fraction)
+    return finish("aircraft", cfg, root, names, train, query, OFFICIAL)
 
 
 def write_miniature(tmp: Path) -> dict:

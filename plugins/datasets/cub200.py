@@ -12,25 +12,18 @@ from pathlib import Path
 
 import attrs
 
-from hashkit.data.open_set import seen_fraction_validator, split_by_fraction
 from hashkit.errors import DataError
 from hashkit.interfaces import BuildContext, RetrievalData
-from hashkit_plugins.datasets._files import (check_counts, counts_validator, dataset_example, dataset_root,
-                                             expected_or_default, fine_grained_data, parse_int, read_rows,
-                                             require, write_lines, write_tiny_image)
+from hashkit_plugins.datasets._files import (dataset_example, parse_int, read_rows, require, write_lines,
+                                             write_tiny_image)
+from hashkit_plugins.datasets._fine_grained import FineGrainedConfig, finish, root_of
 
 OFFICIAL = {"train": 5994, "query": 5794, "classes": 200}
 
 
 @attrs.frozen
-class Cub200Config:
-    #: the CUB_200_2011 directory (holding images.txt and images/)
-    root: str = ""
-    #: split sizes to check; unset = the official ones, a table = a deliberate subset, {} = no check
-    expected_counts: dict[str, int] | None = attrs.field(default=None, validator=counts_validator)
-    #: fraction of classes seen in training; the rest are held out as unseen classes for the open-set
-    #: protocols (0.95 / 0.85 / 0.75 = the DSH_Analysis splits; 1 = every class, no split)
-    seen_fraction: float = attrs.field(default=1.0, validator=seen_fraction_validator)
+class Cub200Config(FineGrainedConfig):
+    pass
 
 
 def id_table(path: Path, what: str) -> dict[str, str]:
@@ -63,7 +56,7 @@ def read_id_layout(name: str, root: Path):
 
 def build_cub200(cfg: Cub200Config, ctx: BuildContext) -> RetrievalData:
     """CUB-200-2011 from images.txt / image_class_labels.txt / train_test_split.txt (query = test)."""
-    root = dataset_root("cub200", cfg.root)
+    root = root_of("cub200", cfg)
     rows = read_id_layout("cub200", root)
     num_classes = max((c for _, _, c, _ in rows), default=0)
     names = [str(c) for c in range(1, num_classes + 1)]
@@ -72,9 +65,7 @@ def build_cub200(cfg: Cub200Config, ctx: BuildContext) -> RetrievalData:
         names = [table.get(str(c), str(c)) for c in range(1, num_classes + 1)]
     train = ([f"images/{r}" for _, r, _, t in rows if t], [c - 1 for _, _, c, t in rows if t])
     test = ([f"images/{r}" for _, r, _, t in rows if not t], [c - 1 for _, _, c, t in rows if not t])
-    counts = {"train": len(train[0]), "query": len(test[0]), "classes": num_classes}
-    check_counts("cub200", root, counts, expected_or_default(cfg.expected_counts, OFFICIAL))
-    return split_by_fraction(fine_grained_data("cub200", root, names, train, test), cfg.seen_fraction)
+    return finish("cub200", cfg, root, names, train, test, OFFICIAL)
 
 
 def write_miniature(tmp: Path) -> dict:

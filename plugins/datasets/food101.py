@@ -12,25 +12,17 @@ from pathlib import Path
 
 import attrs
 
-from hashkit.data.open_set import seen_fraction_validator, split_by_fraction
 from hashkit.errors import DataError
 from hashkit.interfaces import BuildContext, RetrievalData
-from hashkit_plugins.datasets._files import (check_counts, counts_validator, dataset_example, dataset_root,
-                                             expected_or_default, fine_grained_data, read_rows, require,
-                                             write_lines, write_tiny_image)
+from hashkit_plugins.datasets._files import dataset_example, read_rows, require, write_lines, write_tiny_image
+from hashkit_plugins.datasets._fine_grained import FineGrainedConfig, finish, root_of
 
 OFFICIAL = {"train": 75750, "query": 25250, "classes": 101}
 
 
 @attrs.frozen
-class Food101Config:
-    #: the food-101 directory (holding meta/ and images/)
-    root: str = ""
-    #: split sizes to check; unset = the official ones, a table = a deliberate subset, {} = no check
-    expected_counts: dict[str, int] | None = attrs.field(default=None, validator=counts_validator)
-    #: fraction of classes seen in training; the rest are held out as unseen classes for the open-set
-    #: protocols (0.95 / 0.85 / 0.75 = the DSH_Analysis splits; 1 = every class, no split)
-    seen_fraction: float = attrs.field(default=1.0, validator=seen_fraction_validator)
+class Food101Config(FineGrainedConfig):
+    pass
 
 
 def _read_split(path: Path, index: dict[str, int]) -> tuple[list[str], list[int]]:
@@ -46,14 +38,12 @@ def _read_split(path: Path, index: dict[str, int]) -> tuple[list[str], list[int]
 
 def build_food101(cfg: Food101Config, ctx: BuildContext) -> RetrievalData:
     """Food-101 from meta/classes.txt, meta/train.txt and meta/test.txt (query = test)."""
-    root = dataset_root("food101", cfg.root)
+    root = root_of("food101", cfg)
     classes, train_list, test_list = require("food101", root, "meta/classes.txt", "meta/train.txt", "meta/test.txt")
     names = [row[0] for row in read_rows(classes, 1)]
     index = {n: i for i, n in enumerate(names)}
     train, test = _read_split(train_list, index), _read_split(test_list, index)
-    counts = {"train": len(train[0]), "query": len(test[0]), "classes": len(names)}
-    check_counts("food101", root, counts, expected_or_default(cfg.expected_counts, OFFICIAL))
-    return split_by_fraction(fine_grained_data("food101", root, names, train, test), cfg.seen_fraction)
+    return finish("food101", cfg, root, names, train, test, OFFICIAL)
 
 
 def write_miniature(tmp: Path) -> dict:

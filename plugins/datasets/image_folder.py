@@ -19,28 +19,22 @@ from pathlib import Path
 
 import attrs
 
-from hashkit.data.open_set import seen_fraction_validator, split_by_fraction
 from hashkit.errors import DataError
 from hashkit.interfaces import BuildContext, RetrievalData
-from hashkit_plugins.datasets._files import (check_counts, counts_validator, dataset_example, dataset_root,
-                                             fine_grained_data, write_tiny_image)
+from hashkit_plugins.datasets._files import dataset_example, write_tiny_image
+from hashkit_plugins.datasets._fine_grained import FineGrainedConfig, finish, root_of
 
 
 @attrs.frozen
-class ImageFolderConfig:
-    #: the directory holding the class folders (or train_dir/query_dir)
-    root: str = ""
+class ImageFolderConfig(FineGrainedConfig):
+    """``root`` holds the class folders (or ``train_dir`` and ``query_dir``); no split sizes by default."""
+
     train_dir: str = "train"
     query_dir: str = "query"
     #: one-tree layout: fraction of each class used as queries, and the split's seed
     query_fraction: float = attrs.field(default=0.2, validator=[attrs.validators.gt(0.0), attrs.validators.lt(1.0)])
     seed: int = 0
     extensions: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
-    #: split sizes to check (train, query, classes); unset or {} = no check
-    expected_counts: dict[str, int] | None = attrs.field(default=None, validator=counts_validator)
-    #: fraction of classes seen in training; the rest are held out as unseen classes for the open-set
-    #: protocols (0.95 / 0.85 / 0.75 = the DSH_Analysis splits; 1 = every class, no split)
-    seen_fraction: float = attrs.field(default=1.0, validator=seen_fraction_validator)
 
 
 def _scan(folder: Path, extensions: set[str]) -> dict[str, list[str]]:
@@ -56,7 +50,7 @@ def _scan(folder: Path, extensions: set[str]) -> dict[str, list[str]]:
 
 def build_image_folder(cfg: ImageFolderConfig, ctx: BuildContext) -> RetrievalData:
     """Images in one folder per class, with train/query folders or a seeded per-class split."""
-    root = dataset_root("image_folder", cfg.root)
+    root = root_of("image_folder", cfg)
     ext = {e.lower() if e.startswith(".") else f".{e.lower()}" for e in cfg.extensions}
     if (root / cfg.train_dir).is_dir():
         train_tree = _scan(root / cfg.train_dir, ext)
@@ -90,10 +84,8 @@ def build_image_folder(cfg: ImageFolderConfig, ctx: BuildContext) -> RetrievalDa
                 target[1].append(i)
     if not names:
         raise DataError(f"dataset 'image_folder': no class folders with images ({', '.join(sorted(ext))}) in {root}")
-    counts = {"train": len(train[0]), "query": len(query[0]), "classes": len(names)}
-    check_counts("image_folder", root, counts, cfg.expected_counts or None)
-    data = fine_grained_data("image_folder", root, names, train, query)
-    return split_by_fraction(attrs.evolve(data, protocol="query=query split, database=train"), cfg.seen_fraction)
+    return finish("image_folder", cfg, root, names, train, query, official=None,
+                  protocol="query=query split, database=train")
 
 
 def write_miniature(tmp: Path) -> dict:

@@ -13,30 +13,22 @@ from pathlib import Path
 
 import attrs
 
-from hashkit.data.open_set import seen_fraction_validator, split_by_fraction
 from hashkit.interfaces import BuildContext, RetrievalData
-from hashkit_plugins.datasets._files import (check_counts, counts_validator, dataset_example, dataset_root,
-                                             expected_or_default, fine_grained_data, write_lines,
-                                             write_tiny_image)
+from hashkit_plugins.datasets._files import dataset_example, write_lines, write_tiny_image
+from hashkit_plugins.datasets._fine_grained import FineGrainedConfig, finish, root_of
 from hashkit_plugins.datasets.cub200 import id_table, read_id_layout
 
 OFFICIAL = {"train": 23929, "query": 24633, "classes": 555}
 
 
 @attrs.frozen
-class NABirdsConfig:
-    #: the nabirds directory (holding images.txt and images/)
-    root: str = ""
-    #: split sizes to check; unset = the official ones, a table = a deliberate subset, {} = no check
-    expected_counts: dict[str, int] | None = attrs.field(default=None, validator=counts_validator)
-    #: fraction of classes seen in training; the rest are held out as unseen classes for the open-set
-    #: protocols (0.95 / 0.85 / 0.75 = the DSH_Analysis splits; 1 = every class, no split)
-    seen_fraction: float = attrs.field(default=1.0, validator=seen_fraction_validator)
+class NABirdsConfig(FineGrainedConfig):
+    pass
 
 
 def build_nabirds(cfg: NABirdsConfig, ctx: BuildContext) -> RetrievalData:
     """NABirds (555 leaf classes, sorted class ids -> 0..554) from its official lists (query = test)."""
-    root = dataset_root("nabirds", cfg.root)
+    root = root_of("nabirds", cfg)
     rows = read_id_layout("nabirds", root)
     class_ids = sorted({c for _, _, c, _ in rows})
     label_of = {c: i for i, c in enumerate(class_ids)}
@@ -44,9 +36,7 @@ def build_nabirds(cfg: NABirdsConfig, ctx: BuildContext) -> RetrievalData:
     names = [f"{c} {names_by_id.get(str(c), '')}".strip() for c in class_ids]
     train = ([f"images/{r}" for _, r, _, t in rows if t], [label_of[c] for _, _, c, t in rows if t])
     test = ([f"images/{r}" for _, r, _, t in rows if not t], [label_of[c] for _, _, c, t in rows if not t])
-    counts = {"train": len(train[0]), "query": len(test[0]), "classes": len(class_ids)}
-    check_counts("nabirds", root, counts, expected_or_default(cfg.expected_counts, OFFICIAL))
-    return split_by_fraction(fine_grained_data("nabirds", root, names, train, test), cfg.seen_fraction)
+    return finish("nabirds", cfg, root, names, train, test, OFFICIAL)
 
 
 def write_miniature(tmp: Path) -> dict:

@@ -22,26 +22,18 @@ from typing import Literal
 import attrs
 import numpy as np
 
-from hashkit.data.open_set import seen_fraction_validator, split_by_fraction
 from hashkit.errors import DataError
 from hashkit.interfaces import BuildContext, RetrievalData
-from hashkit_plugins.datasets._files import (check_counts, counts_validator, dataset_example, dataset_root,
-                                             expected_or_default, fine_grained_data, load_mat, read_label_list,
-                                             require, write_lines, write_tiny_image)
+from hashkit_plugins.datasets._files import (dataset_example, load_mat, read_label_list, require, write_lines,
+                                             write_tiny_image)
+from hashkit_plugins.datasets._fine_grained import FineGrainedConfig, finish, root_of
 
 OFFICIAL = {"train": 8144, "query": 8041, "classes": 196}
 
 
 @attrs.frozen
-class StanfordCarsConfig:
-    #: the Stanford Cars directory
-    root: str = ""
+class StanfordCarsConfig(FineGrainedConfig):
     layout: Literal["auto", "annos", "devkit", "txt"] = "auto"
-    #: split sizes to check; unset = the official ones, a table = a deliberate subset, {} = no check
-    expected_counts: dict[str, int] | None = attrs.field(default=None, validator=counts_validator)
-    #: fraction of classes seen in training; the rest are held out as unseen classes for the open-set
-    #: protocols (0.95 / 0.85 / 0.75 = the DSH_Analysis splits; 1 = every class, no split)
-    seen_fraction: float = attrs.field(default=1.0, validator=seen_fraction_validator)
 
 
 def _field(annos, name: str, path: Path) -> list:
@@ -76,7 +68,7 @@ def _detect(root: Path) -> str:
 
 def build_stanford_cars(cfg: StanfordCarsConfig, ctx: BuildContext) -> RetrievalData:
     """Stanford Cars (196 classes) from cars_annos.mat, the devkit .mat files or train/test.txt (query = test)."""
-    root = dataset_root("stanford_cars", cfg.root)
+    root = root_of("stanford_cars", cfg)
     layout = _detect(root) if cfg.layout == "auto" else cfg.layout
     names: list[str] | None = None
     if layout == "annos":
@@ -103,9 +95,7 @@ def build_stanford_cars(cfg: StanfordCarsConfig, ctx: BuildContext) -> Retrieval
         train, test = read_label_list(train_path, "", 1), read_label_list(test_path, "", 1)
     num_classes = len(names) if names else max(train[1] + test[1], default=-1) + 1
     names = names or [str(c + 1) for c in range(num_classes)]
-    counts = {"train": len(train[0]), "query": len(test[0]), "classes": num_classes}
-    check_counts("stanford_cars", root, counts, expected_or_default(cfg.expected_counts, OFFICIAL))
-    return split_by_fraction(fine_grained_data("stanford_cars", root, names, train, test), cfg.seen_fraction)
+    return finish("stanford_cars", cfg, root, names, train, test, OFFICIAL)
 
 
 def write_miniature(tmp: Path) -> dict:

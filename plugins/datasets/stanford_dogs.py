@@ -20,27 +20,19 @@ from typing import Literal
 import attrs
 import numpy as np
 
-from hashkit.data.open_set import seen_fraction_validator, split_by_fraction
 from hashkit.errors import DataError
 from hashkit.interfaces import BuildContext, RetrievalData
-from hashkit_plugins.datasets._files import (check_counts, counts_validator, dataset_example, dataset_root,
-                                             expected_or_default, fine_grained_data, folder_names, load_mat, read_label_list,
-                                             require, write_lines, write_tiny_image)
+from hashkit_plugins.datasets._files import (dataset_example, folder_names, load_mat, read_label_list, require,
+                                             write_lines, write_tiny_image)
+from hashkit_plugins.datasets._fine_grained import FineGrainedConfig, finish, root_of
 
 OFFICIAL = {"train": 12000, "query": 8580, "classes": 120}
 
 
 @attrs.frozen
-class StanfordDogsConfig:
-    #: the Stanford Dogs directory (holding Images/ and lists/, or train.txt/test.txt)
-    root: str = ""
+class StanfordDogsConfig(FineGrainedConfig):
     #: which split lists to read: the official .mat files, SEMICON-style text lists, or whichever is present
     lists: Literal["auto", "mat", "txt"] = "auto"
-    #: split sizes to check; unset = the official ones, a table = a deliberate subset, {} = no check
-    expected_counts: dict[str, int] | None = attrs.field(default=None, validator=counts_validator)
-    #: fraction of classes seen in training; the rest are held out as unseen classes for the open-set
-    #: protocols (0.95 / 0.85 / 0.75 = the DSH_Analysis splits; 1 = every class, no split)
-    seen_fraction: float = attrs.field(default=1.0, validator=seen_fraction_validator)
 
 
 def _read_mat(path: Path) -> tuple[list[str], list[int]]:
@@ -57,7 +49,7 @@ def _read_mat(path: Path) -> tuple[list[str], list[int]]:
 
 def build_stanford_dogs(cfg: StanfordDogsConfig, ctx: BuildContext) -> RetrievalData:
     """Stanford Dogs (120 breeds) from lists/{train,test}_list.mat or train.txt/test.txt (query = test)."""
-    root = dataset_root("stanford_dogs", cfg.root)
+    root = root_of("stanford_dogs", cfg)
     mode = cfg.lists
     if mode == "auto":
         mode = "mat" if (root / "lists" / "train_list.mat").exists() or not (root / "train.txt").exists() else "txt"
@@ -71,9 +63,7 @@ def build_stanford_dogs(cfg: StanfordDogsConfig, ctx: BuildContext) -> Retrieval
     labels = train[1] + test[1]
     num_classes = max(labels, default=-1) + 1
     names = folder_names(train[0] + test[0], labels, num_classes)
-    counts = {"train": len(train[0]), "query": len(test[0]), "classes": num_classes}
-    check_counts("stanford_dogs", root, counts, expected_or_default(cfg.expected_counts, OFFICIAL))
-    return split_by_fraction(fine_grained_data("stanford_dogs", root, names, train, test), cfg.seen_fraction)
+    return finish("stanford_dogs", cfg, root, names, train, test, OFFICIAL)
 
 
 def write_miniature(tmp: Path) -> dict:

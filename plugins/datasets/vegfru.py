@@ -18,25 +18,19 @@ from pathlib import Path
 
 import attrs
 
-from hashkit.data.open_set import apply_class_split, seen_fraction_validator, unseen_count
+from hashkit.data.open_set import unseen_count
 from hashkit.errors import DataError
 from hashkit.interfaces import BuildContext, ClassSplit, RetrievalData
-from hashkit_plugins.datasets._files import (check_counts, counts_validator, dataset_example, dataset_root,
-                                             expected_or_default, fine_grained_data, folder_names, read_label_list,
-                                             require, write_lines, write_tiny_image)
+from hashkit_plugins.datasets._files import (dataset_example, folder_names, read_label_list, require, write_lines,
+                                             write_tiny_image)
+from hashkit_plugins.datasets._fine_grained import FineGrainedConfig, finish, root_of
 
 OFFICIAL = {"train": 29200, "query": 116931, "classes": 292}
 
 
 @attrs.frozen
-class VegFruConfig:
-    #: the VegFru directory (holding vegfru_list/, veg200_images/, fru92_images/)
-    root: str = ""
-    #: split sizes to check; unset = the official ones, a table = a deliberate subset, {} = no check
-    expected_counts: dict[str, int] | None = attrs.field(default=None, validator=counts_validator)
-    #: fraction of classes seen in training (0.95 / 0.85 / 0.75 = the DSH_Analysis splits: 15 / 45 / 75
-    #: unseen classes, two thirds vegetables); 1 = every class, no split
-    seen_fraction: float = attrs.field(default=1.0, validator=seen_fraction_validator)
+class VegFruConfig(FineGrainedConfig):
+    pass
 
 
 def vegfru_classes(vegetables: list[int], fruits: list[int], seen_fraction: float) -> ClassSplit:
@@ -54,22 +48,17 @@ def vegfru_classes(vegetables: list[int], fruits: list[int], seen_fraction: floa
 
 def build_vegfru(cfg: VegFruConfig, ctx: BuildContext) -> RetrievalData:
     """VegFru (292 classes) from vegfru_list/vegfru_{train,test}.txt (query = test, database = train)."""
-    root = dataset_root("vegfru", cfg.root)
+    root = root_of("vegfru", cfg)
     train_list, test_list = require("vegfru", root, "vegfru_list/vegfru_train.txt", "vegfru_list/vegfru_test.txt")
     train, test = read_label_list(train_list, "", 0), read_label_list(test_list, "", 0)
     num_classes = max(train[1] + test[1], default=-1) + 1
     if min(train[1] + test[1], default=0) < 0:
         raise DataError(f"{train_list}: labels must be 0-based class ids")
     names = folder_names(train[0] + test[0], train[1] + test[1], num_classes)
-    counts = {"train": len(train[0]), "query": len(test[0]), "classes": num_classes}
-    check_counts("vegfru", root, counts, expected_or_default(cfg.expected_counts, OFFICIAL))
-    data = fine_grained_data("vegfru", root, names, train, test)
-    if cfg.seen_fraction >= 1.0:
-        return data
     veg = {label for item, label in zip(train[0] + test[0], train[1] + test[1]) if item.startswith("veg200_images/")}
-    vegetables = sorted(veg)
-    fruits = [c for c in range(num_classes) if c not in veg]
-    return apply_class_split(data, vegfru_classes(vegetables, fruits, cfg.seen_fraction))
+    vegetables, fruits = sorted(veg), [c for c in range(num_classes) if c not in veg]
+    return finish("vegfru", cfg, root, names, train, test, OFFICIAL,
+                  class_split=lambda _num_classes, fraction: vegfru_classes(vegetables, fruits, fraction))
 
 
 def write_miniature(tmp: Path) -> dict:

@@ -1,7 +1,7 @@
 """Built-in heads components (one per module); registered through the ``hashkit`` entry point ``heads``."""
 
 import hashkit
-from hashkit_plugins.discovery import register_package
+from hashkit.plugin_package import register_package
 
 
 @hashkit.hookimpl

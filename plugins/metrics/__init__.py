@@ -1,7 +1,7 @@
 """Built-in metrics components (one per module); registered through the ``hashkit`` entry point ``metrics``."""
 
 import hashkit
-from hashkit_plugins.discovery import register_package
+from hashkit.plugin_package import register_package
 
 
 @hashkit.hookimpl

@@ -22,10 +22,10 @@ import re
 from pathlib import Path
 from typing import Mapping
 
-import torch
 from torch import Tensor, nn
 
 from hashkit.errors import CheckpointError
+from hashkit.weights_file import read_weights
 
 _HEAD = re.compile(r"^(W_G|W_L\d+)$")
 
@@ -74,24 +74,6 @@ def to_official_state_dict(model: nn.Module, attention_index: int = 0) -> dict[s
     return out
 
 
-def _read(path: Path) -> dict[str, Tensor]:
-    if not path.is_file():
-        raise CheckpointError(f"official SEMICON checkpoint {path} does not exist")
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            state = load_file(str(path))
-        else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any reader failure is a bad checkpoint
-        raise CheckpointError(f"cannot read official SEMICON checkpoint {path} with weights_only=True "
-                              f"(SEMICON_train.py saves model.state_dict(), which loads): {exc}") from None
-    if not isinstance(state, Mapping) or not all(isinstance(v, Tensor) for v in state.values()):
-        raise CheckpointError(f"{path} is not a flat state dict of tensors")
-    return dict(state)
-
-
 def load_official_checkpoint(model: nn.Module, source: str | Path | Mapping[str, Tensor],
                              attention_index: int = 0) -> nn.Module:
     """Load an official SEMICON ``model.pth`` (path or state dict) into a hashkit SEMICON model, strictly.
@@ -100,7 +82,8 @@ def load_official_checkpoint(model: nn.Module, source: str | Path | Mapping[str,
     name must be present; otherwise :class:`~hashkit.errors.CheckpointError` names the first offenders.
     """
     where = str(source) if isinstance(source, (str, Path)) else "<state dict>"
-    state = _read(Path(source)) if isinstance(source, (str, Path)) else dict(source)
+    state = (read_weights(source, "official SEMICON checkpoint", " with weights_only=True (SEMICON_train.py saves "
+                          "model.state_dict(), which loads)") if isinstance(source, (str, Path)) else dict(source))
     own = model.state_dict()
     mapped: dict[str, Tensor] = {}
     unknown = []

@@ -53,7 +53,7 @@ class MixedAttention(Attention):
 
 def build_mixed(cfg: MixedAttentionConfig, ctx) -> MixedAttention:
     """Residual channel mixing by a nested channel interaction (example plugin)."""
-    return MixedAttention(ctx.build(cfg.mixer), ctx.in_spec.channels)
+    return MixedAttention(ctx.build(cfg.mixer), ctx.input_channels("mixed_channels"))
 
 
 @hashkit.hookimpl
