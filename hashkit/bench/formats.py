@@ -20,7 +20,6 @@ DATABASE_NOTE = {
     "learned": "learned: the seen database part is the codes the method learned (ADSH family)",
     "label": "label: the seen database part is the codes the method derives from labels",
     "encoded": "encoded: the database is encoded by the network",
-    "descriptor": "descriptor: real-valued descriptors ranked by cosine similarity",
 }
 SELECTION_NOTE = {"last": "the last model", "best_val": "the best model on a validation split carved from training",
                   "best_query": "the best model on the test queries (test-selected, as the reference code)"}

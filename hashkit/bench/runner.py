@@ -70,15 +70,20 @@ def prepare(bench: Bench, cell: Cell, extra: tuple[str, ...] = ()) -> PreparedCe
     metrics += [m for m in wanted if m not in metrics]
     overrides.append(f"eval.metrics={dumps_value(metrics)}")
     recipe = load_recipe(cell.recipe, overrides)
+    if recipe.hash_head is None:
+        from hashkit.errors import RecipeError
+
+        raise RecipeError("the recipe has no hash head: hashkit bench tabulates hash codes per code length "
+                          "(score real-valued descriptors with `hashkit train`)", file=str(cell.recipe),
+                          key="model.hash_head")
     spec = {"dataset": cell.dataset, "method": cell.method, "seed": cell.seed, "code_length": cell.code_length,
             "recipe_digest": recipe_digest(recipe.raw)}
     return PreparedCell(cell=cell, overrides=tuple(overrides), recipe=recipe, spec=spec)
 
 
 def native_kind(recipe) -> str:
-    """The database kind a method is reported under: its protocol's own codes, else the network's."""
-    if recipe.hash_head is None:
-        return "descriptor"
+    """The database kind a method is reported under: its protocol's own codes, else the network's (every
+    bench recipe has a hash head)."""
     for kind in recipe.eval.database:
         if kind in ("learned", "label"):
             return kind
