@@ -21,3 +21,39 @@ def _default_dtype_is_restored():
     """Fail loudly if a test leaves torch's default dtype changed (it silently breaks later modules)."""
     yield
     assert torch.get_default_dtype() == torch.float32, "a test left torch's default dtype changed"
+
+
+#: overrides that shrink semicon-demo to a few seconds of training (4 images per class, one round)
+SEMICON_TINY = ["data.dataset.train_per_class=4", "data.dataset.query_per_class=2", "protocol.rounds=1",
+                "protocol.epochs=1", "protocol.num_samples=40", "train.progress=false"]
+
+
+@pytest.fixture(scope="session")
+def semicon_tiny_run(tmp_path_factory):
+    """A tiny semicon-demo run (12 and 24 bits, SEM maps, learned + encoded databases), trained once per session
+    and shared by the attention, gallery, serve and browser tests. Treat it as read-only."""
+    from pathlib import Path
+
+    from hashkit.training import train
+
+    out = tmp_path_factory.mktemp("semicon-tiny") / "run"
+    recipe = Path(__file__).resolve().parents[1] / "recipes" / "semicon-demo.toml"
+    train(recipe, out, overrides=SEMICON_TINY, code_lengths=[12, 24])
+    return out
+
+
+@pytest.fixture(scope="session")
+def served(semicon_tiny_run, tmp_path_factory):
+    """``(base, photos, {bits: code file})``: demo query images in class folders (2 per class), encoded at 12
+    and 24 bits by ``hashkit encode`` with the tiny run (for the search service tests). Read-only."""
+    from hashkit.cli.main import main
+
+    base = tmp_path_factory.mktemp("served")
+    photos = base / "photos"
+    assert main(["data", "images", "demo", "--split", "query", "--per-class", "2", "--out", str(photos)]) == 0
+    files = {}
+    for bits in (12, 24):
+        files[bits] = base / f"codes{bits}.safetensors"
+        assert main(["encode", str(semicon_tiny_run), "--code-length", str(bits), "--images", str(photos),
+                     "--out", str(files[bits]), "--no-progress"]) == 0
+    return base, photos, files

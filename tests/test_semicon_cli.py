@@ -2,28 +2,18 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 from PIL import Image
 
 from hashkit.cli.main import main
 
-pytestmark = pytest.mark.slow  # trains a tiny demo run first (~10 s on 2 cores)
-
-RECIPES = Path(__file__).resolve().parents[1] / "recipes"
-TINY = ["data.dataset.train_per_class=4", "data.dataset.query_per_class=2", "protocol.rounds=1",
-        "protocol.epochs=1", "protocol.num_samples=40"]
+pytestmark = pytest.mark.slow  # uses the session's tiny demo run (conftest.semicon_tiny_run, ~20 s on 2 cores)
 
 
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    from hashkit.training import train
-
-    out = tmp_path_factory.mktemp("semicon") / "run"
-    train(RECIPES / "semicon-demo.toml", out, overrides=TINY, code_lengths=[12])
-    return out
+@pytest.fixture
+def tiny_run(semicon_tiny_run):
+    return semicon_tiny_run
 
 
 def test_attention_overlays(tiny_run, tmp_path, capsys):

@@ -19,6 +19,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+#: why a component that searches neighbours with :func:`knn_indices` cannot be exported (``hashkit export``)
+KNN_EXPORT_BLOCKER = ("its kNN graph search (torch.cdist + sort) has no ONNX conversion in torch.onnx "
+                      "(aten::_cdist_forward)")
+
 
 def pairwise_sq_distances(x: Tensor) -> Tensor:
     """``(B, N, D) -> (B, N, N)`` squared Euclidean distances, computed pair by pair (no ``a²+b²-2ab``

@@ -24,6 +24,9 @@ other stages after a nearest resize, so every node sees the suppressed view.
 Tensor contract: stages ``{name: (B, C_s, H_s, W_s)}``, maps ``(B, K, h, w)`` or ``None`` ->
 descriptors ``{"global": (B, 2d)}`` (``(B, d)`` with a ``mean`` or ``max`` readout); ``extras["nodes"]``
 ``(B, N, d)`` the node features after the GNN. Same in train and eval mode (up to BatchNorm statistics).
+
+ONNX export: every ``layer`` exports with ``graph = "dense"`` (the PyG layers too); ``graph = "knn"`` does
+not (``onnx_export_blocker``: the neighbour search uses ``torch.cdist``, which torch.onnx cannot convert).
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ from torch_geometric.nn import EdgeConv, GATConv, GCNConv
 
 from hashkit.errors import ContractError
 from hashkit.interfaces import Aggregation, AggregationInput, AggregationOutput, BuildContext, FeatureSpec
-from hashkit_plugins.aggregation._knn import edge_index_from_knn, knn_indices
+from hashkit_plugins.aggregation._knn import KNN_EXPORT_BLOCKER, edge_index_from_knn, knn_indices
 from hashkit_plugins.aggregation._multilevel_nodes import GridNodes, StageNodes
 
 
@@ -119,6 +122,10 @@ class MultilevelGNN(nn.Module):
         make = (lambda: _DenseAttentionLayer(dim)) if layer == "attention" else (lambda: _PyGLayer(layer, dim, heads))
         self.layers = nn.ModuleList([make() for _ in range(num_layers)])
         self.norms = nn.ModuleList([nn.LayerNorm(dim) for _ in range(num_layers)])
+
+    def onnx_export_blocker(self) -> str | None:
+        """Read by ``hashkit export``: dense graphs export (PyG layers included), kNN graphs do not."""
+        return KNN_EXPORT_BLOCKER if self.graph == "knn" else None
 
     def neighbours(self, h: Tensor) -> Tensor | None:
         b, n, _ = h.shape

@@ -18,6 +18,9 @@ statistics of all edges of the batch, so per-image results match batched ones on
 
 The author code orders the edge feature ``[x_j - x_i ; x_i]``; PyG's EdgeConv uses ``[x_i ; x_j - x_i]``,
 a permutation of the first layer's input columns (an equivalent parametrisation).
+
+Not exportable to ONNX (``onnx_export_blocker``): torch.onnx has no conversion for the kNN search's
+``torch.cdist``. The EdgeConv layers themselves export.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from torch_geometric.nn import EdgeConv
 
 from hashkit.errors import ContractError
 from hashkit.interfaces import Aggregation, AggregationInput, AggregationOutput, BuildContext
-from hashkit_plugins.aggregation._knn import knn_edge_index
+from hashkit_plugins.aggregation._knn import KNN_EXPORT_BLOCKER, knn_edge_index
 from hashkit_plugins.aggregation._parts import part_features, signed_sqrt_l2
 from hashkit_plugins.aggregation.bilinear_pooling import maps_example
 
@@ -77,6 +80,10 @@ class KnnGraphAggregation(Aggregation):
         dims = {"bap": num_maps * channels} if cfg.include_bap else {}
         dims["graph"] = cfg.layers * width * num_maps
         self.descriptor_dims = dims
+
+    def onnx_export_blocker(self) -> str:
+        """Read by ``hashkit export``: the neighbour search cannot be converted."""
+        return KNN_EXPORT_BLOCKER
 
     def graph_layers(self, nodes: Tensor) -> list[Tensor]:
         """``(B, M, C) -> [(B, M, C')] * layers``, the outputs of each EdgeConv layer."""

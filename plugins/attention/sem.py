@@ -37,6 +37,10 @@ over the whole batch, giving NaN, semicon.md §4.4). With ``check_finite`` (defa
 Tensor contract: input (B, C, h, w) -> ``AttentionOutput(features = input unchanged, maps = [A1, A2, A3]
 (B, 3, h, w) >= 0)``. The maps are the raw ReLU outputs (they weight the local branches); SEM's parameters get
 gradients only through them. Maps are named ``stage1..stage3`` for ``hashkit attention``.
+
+Serving and export: ``eval_batch_dependent`` is true for ``sigma = "batch"`` (the search service then encodes
+each query alone; an ONNX export reproduces the batch-global sigma and says so in its metadata). The finite
+check is skipped inside ``torch.export`` (an exported graph cannot raise), so guard with ``sigma_eps`` there.
 """
 
 from __future__ import annotations
@@ -121,6 +125,11 @@ class SEM(Attention):
             self.register_buffer("running_sigma", torch.ones(2))
             self.register_buffer("num_sigma_updates", torch.zeros((), dtype=torch.long))
 
+    @property
+    def eval_batch_dependent(self) -> bool:
+        """With ``sigma = "batch"`` an image's eval output depends on its batch-mates (read by serving/export)."""
+        return self.cfg.sigma == "batch"
+
     def _multiplier(self, a: Tensor, stage: int) -> Tensor:
         cfg = self.cfg
         if cfg.sigma == "running":
@@ -132,13 +141,14 @@ class SEM(Attention):
                     self.running_sigma[stage] = torch.where(first, std, (1 - cfg.momentum) * rs + cfg.momentum * std)
                     if stage == 1:
                         self.num_sigma_updates += 1
-            elif int(self.num_sigma_updates) == 0:
-                s, _ = sem_multiplier(a, cfg.alpha, "image", sigma_eps=cfg.sigma_eps)
-            else:
-                s, _ = sem_multiplier(a, cfg.alpha, sigma=self.running_sigma[stage], sigma_eps=cfg.sigma_eps)
+            else:  # running sigma, or each image's own before any update (no Python branch: exportable)
+                _, own = sem_multiplier(a, cfg.alpha, "image")
+                sigma = torch.where(self.num_sigma_updates == 0, own, self.running_sigma[stage].expand_as(own))
+                s, _ = sem_multiplier(a, cfg.alpha, sigma=sigma, sigma_eps=cfg.sigma_eps)
         else:
             s, _ = sem_multiplier(a, cfg.alpha, cfg.sigma, sigma_eps=cfg.sigma_eps)
-        if cfg.check_finite and not torch.isfinite(s).all():
+        # the finite check is a data-dependent branch; an exported graph (torch.export / ONNX) goes without it
+        if cfg.check_finite and not torch.compiler.is_exporting() and not torch.isfinite(s).all():
             raise ContractError(
                 f"sem: the stage-{stage + 1} mask is not finite for a batch of {a.shape[0]} images (sigma = 0: the "
                 f"stage map is zero everywhere in the batch); set sigma_eps = 1e-12 or sigma = \"image\""

@@ -31,40 +31,14 @@ def add_parser(sub) -> None:
     p.set_defaults(func=run)
 
 
-def map_names(model) -> list[str]:
-    """Names of the concatenated maps of ``model.attention``, in forward order."""
-    names: list[str] = []
-    for i, att in enumerate(getattr(model, "attention", ())):
-        k = int(getattr(att, "num_maps", 0) or 0)
-        own = tuple(getattr(att, "map_names", ()) or ())
-        label = getattr(att, "registered_name", None) or f"attention{i}"
-        names += list(own) if len(own) == k else [f"{label}_{j + 1}" for j in range(k)]
-    if len(set(names)) != len(names):  # two attentions with the same map names
-        names = [f"{n}_{i}" for i, n in enumerate(names)]
-    return names
-
-
-def overlay(image, heat, opacity: float, colormap: str):
-    """Blend a map ``heat`` (h, w) float in [0, 1] (already at the image's size) over a PIL RGB ``image``."""
-    import matplotlib
-    import numpy as np
-    from PIL import Image
-
-    rgb = matplotlib.colormaps[colormap](heat)[..., :3]
-    base = np.asarray(image, dtype=np.float32) / 255.0
-    blend = (1 - opacity) * base + opacity * rgb
-    return Image.fromarray((blend.clip(0, 1) * 255).round().astype(np.uint8))
-
-
 def run(args: argparse.Namespace) -> int:
     import torch
-    import torch.nn.functional as F
-    import torchvision.transforms as T
     from PIL import Image
 
     from hashkit.cli.commands.encode import list_images, pick_device, resolve_model_path
     from hashkit.data.transforms import build_transform
     from hashkit.errors import ContractError, DataError, HashkitError
+    from hashkit.gallery.overlay import display_transform, heatmaps, map_names, overlay
     from hashkit.runs import load_run
 
     if not 0 <= args.opacity <= 1:
@@ -78,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
                             f"(recipe {loaded.recipe.name!r} has {len(model.attention)} attention components)")
     section = loaded.recipe.data.eval_transform
     transform = build_transform(section)
-    view = T.Compose([T.Resize(section.resize), T.CenterCrop(section.crop)])
+    view = display_transform(section)
     root, items = list_images(args.images, args.root)
     device = pick_device(args.device)
     model = model.to(device).eval()
@@ -95,17 +69,12 @@ def run(args: argparse.Namespace) -> int:
                 raise DataError(f"{root / item}: cannot open image ({exc})") from None
             shown.append(view(rgb))
             tensors.append(transform(rgb))
-        with torch.no_grad():
-            maps = model(torch.stack(tensors).to(device)).maps
-        maps = F.interpolate(maps.float(), size=(section.crop, section.crop), mode="bilinear", align_corners=False)
-        maps = maps.clamp_min(0).cpu()
+        maps = heatmaps(model, torch.stack(tensors).to(device), section.crop)
         for item, image, per_image in zip(chunk, shown, maps):
             stem = Path(item).with_suffix("").as_posix().replace("/", "__")
             panels = [image]
             for name, heat in zip(names, per_image):
-                peak = float(heat.max())
-                heat = (heat / peak if peak > 0 else torch.zeros_like(heat)).numpy()
-                picture = overlay(image, heat, args.opacity, args.colormap)
+                picture = overlay(image, heat.numpy(), args.opacity, args.colormap)
                 picture.save(args.out / f"{stem}_{name}.png")
                 panels.append(picture)
                 written += 1

@@ -2,6 +2,7 @@
 
     hashkit data manifest RECIPE_OR_DATASET [--set KEY=VALUE ...] [--out FILE] [--check FILE]
     hashkit data check RECIPE_OR_DATASET [--set KEY=VALUE ...] [--manifest FILE] [--images]
+    hashkit data images RECIPE_OR_DATASET [--set KEY=VALUE ...] --split database --out DIR [--per-class N]
 
 ``RECIPE_OR_DATASET`` is a recipe file (``.toml``; ``--set`` overrides recipe keys such as
 ``data.dataset.root=/data/CUB_200_2011``) or a registered dataset name (``--set`` then sets that dataset's
@@ -40,6 +41,14 @@ def add_parser(subparsers) -> None:
     c.add_argument("--manifest", type=Path, help="also verify the split against this manifest")
     c.add_argument("--images", action="store_true", help="open every image and report unreadable ones")
     c.set_defaults(func=run_check)
+
+    i = sub.add_parser("images", help="write a split's images as PNG files in one folder per class")
+    i.add_argument("source", metavar="RECIPE_OR_DATASET")
+    add_set_option(i)
+    i.add_argument("--split", default="database", help="split to write (default database)")
+    i.add_argument("--out", type=Path, required=True, metavar="DIR", help="new (or empty) folder to write into")
+    i.add_argument("--per-class", type=int, default=0, metavar="N", help="at most N images per class (0 = all)")
+    i.set_defaults(func=run_images)
     parser.set_defaults(func=lambda args: (parser.print_help(), 2)[1])
 
 
@@ -113,4 +122,35 @@ def run_check(args: argparse.Namespace) -> int:
     if args.manifest:
         manifest = verify_manifest(data, args.manifest)
         print(f"  split matches {args.manifest} ({manifest['checksum']})")
+    return 0
+
+
+def class_folder(name: str) -> str:
+    """A class name as one safe folder name (no separators, no leading dots)."""
+    import re
+
+    return re.sub(r"[^A-Za-z0-9._ -]+", "-", str(name)).strip(" .") or "class"
+
+
+def run_images(args: argparse.Namespace) -> int:
+    """Write ``OUT/<class>/<split>_<index>.png`` for the split's items (an ImageFolder layout that
+    ``hashkit encode`` and ``hashkit serve`` read back, the class as the folder name)."""
+    data = load_data(args.source, args.overrides)
+    split = data.split(args.split)
+    if args.out.exists() and any(args.out.iterdir()):
+        raise DataError(f"{args.out} exists and is not empty; choose a new folder")
+    counts: Counter = Counter()
+    written = 0
+    for index, (item, target) in enumerate(zip(split.items, split.targets)):
+        classes = target.nonzero().flatten().tolist()
+        c = classes[0] if classes else -1
+        if args.per_class and counts[c] >= args.per_class:
+            continue
+        counts[c] += 1
+        name = data.class_names[c] if 0 <= c < len(data.class_names) else (str(c) if c >= 0 else "unlabelled")
+        path = args.out / class_folder(name) / f"{args.split}_{index:06d}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        split.reader(item).save(path)
+        written += 1
+    print(f"wrote {written} images of {data.name}'s {args.split} split in {len(counts)} class folders to {args.out}")
     return 0

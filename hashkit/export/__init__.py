@@ -1,0 +1,1 @@
+"""Exporting a trained encoder (images -> hash codes) for use outside hashkit: :mod:`.onnx_export`."""
