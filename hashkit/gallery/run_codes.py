@@ -77,7 +77,8 @@ def _encode_again(loaded, data: RetrievalData) -> dict[str, Tensor]:
     if loaded.database_codes is not None:
         learned = (loaded.database_codes.float(), _training_split(loaded, data).targets.float())
     res = evaluate_model(loaded.model, loaded.recipe, query=data.split("query"), database=data.split("database"),
-                         learned=learned, device=torch.device("cpu"), progress=loaded.recipe.train.progress)
+                         learned=learned, provided_kind=loaded.database_source, device=torch.device("cpu"),
+                         progress=loaded.recipe.train.progress)
     return res.codes
 
 
