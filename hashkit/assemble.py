@@ -21,7 +21,8 @@ from hashkit.model.hashing_model import HashingModel, component_label
 from hashkit.recipe.load import load_recipe
 from hashkit.recipe.schema import Recipe
 
-__all__ = ["Built", "LossSet", "build", "build_dataset", "build_losses", "build_model", "build_ref", "make_component"]
+__all__ = ["Built", "LossSet", "build", "build_dataset", "build_losses", "build_model", "build_protocol", "build_ref",
+           "make_component"]
 
 
 class LossSet(nn.Module):
@@ -73,9 +74,10 @@ def build_model(recipe: Recipe, code_length: int | None = None, num_classes: int
     tap = recipe.model.tap or taps[-1]
     for t in (*taps, tap):
         if t not in backbone.stage_specs:
+            key = "model.taps" if t in taps else "model.tap"
             raise RecipeError(
                 f"backbone {recipe.backbone.name!r} has no stage {t!r}; its stages are {list(backbone.stage_specs)}",
-                file=recipe.source, key="model.taps" if t in taps else "model.tap",
+                file=recipe.origin(key), key=key,
             )
     spec = backbone.stage_specs[tap]
     attention = []
@@ -109,6 +111,23 @@ def build_model(recipe: Recipe, code_length: int | None = None, num_classes: int
         raise ContractError(f"{recipe.source}: {exc}") from None
 
 
+def build_protocol(recipe: Recipe, code_length: int | None, num_classes: int | None,
+                   num_train: int | None) -> TrainingProtocol:
+    """The recipe's training protocol, checked against what ``[eval] database`` asks of it."""
+    protocol = build_ref(recipe.protocol, BuildContext(code_length=code_length, num_classes=num_classes,
+                                                       num_train=num_train))
+    provides = getattr(protocol, "database", "encoded")
+    for kind in ("learned", "label"):
+        if kind in recipe.eval.database and provides != kind:
+            what = ("learns none and derives none from labels (it encodes the database)" if provides == "encoded"
+                    else f"provides {provides!r} codes")
+            raise RecipeError(f"{kind!r} needs database codes the training protocol provides, and "
+                              f"{recipe.protocol.name!r} {what}; use [\"encoded\"]"
+                              + (f" or [\"{provides}\"]" if provides != "encoded" else ""),
+                              file=recipe.origin("eval.database"), key="eval.database")
+    return protocol
+
+
 def build_losses(recipe: Recipe, model: HashingModel, protocol: TrainingProtocol,
                  code_length: int | None, num_classes: int | None) -> LossSet:
     ctx = BuildContext(
@@ -129,7 +148,9 @@ def build_losses(recipe: Recipe, model: HashingModel, protocol: TrainingProtocol
             elif need.startswith("protocol.") and need.split(".", 1)[1] not in getattr(protocol, "provides", ()):
                 missing = f"training_protocol {recipe.protocol.name!r} does not provide {need.split('.', 1)[1]!r}"
             if missing:
-                raise ContractError(f"{ref.key}: loss {ref.name!r} needs {need!r} but {missing}")
+                error = ContractError(f"{ref.key}: loss {ref.name!r} needs {need!r} but {missing}")
+                error.key = ref.key
+                raise error
         built.append((ref.name if ref.name not in [b[0] for b in built] else f"{ref.name}_{len(built)}", ref.weight, loss))
     return LossSet(built)
 
@@ -148,9 +169,6 @@ def build(recipe: Recipe | str | Path | Mapping[str, Any], code_length: int | No
         data = build_dataset(recipe)
     num_classes = data.num_classes if data is not None else None
     model = build_model(recipe, code_length, num_classes)
-    protocol = build_ref(recipe.protocol, BuildContext(
-        code_length=code_length, num_classes=num_classes,
-        num_train=len(data.split("train")) if data is not None else None,
-    ))
+    protocol = build_protocol(recipe, code_length, num_classes, len(data.split("train")) if data is not None else None)
     losses = build_losses(recipe, model, protocol, code_length, num_classes)
     return Built(recipe=recipe, code_length=code_length, model=model, losses=losses, protocol=protocol, data=data)

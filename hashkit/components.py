@@ -33,11 +33,14 @@ def make_component(kind: str, name: str, params: Mapping[str, Any] | Any = None,
 
 
 def build_ref(ref: ComponentRef, ctx: BuildContext):
-    """Build the component ``ref`` names; a contract error is prefixed with its recipe key."""
+    """Build the component ``ref`` names; a contract error is prefixed with its recipe key (and carries it as
+    ``exc.key``, so the caller can name the file that set it)."""
     try:
         return make_component(ref.kind, ref.name, ref.config, ctx)
     except ContractError as exc:
         message = str(exc)
         if ref.key and message.startswith(ref.key):  # already names this key (or a key nested in it)
             raise
-        raise ContractError(f"{ref.label}: {message}") from None
+        error = ContractError(f"{ref.label}: {message}")
+        error.key = ref.key or None
+        raise error from None

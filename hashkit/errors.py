@@ -49,11 +49,15 @@ class DuplicateComponentError(HashkitError):
 
 
 class ContractError(HashkitError, ValueError):
-    """Two components do not fit together (channels, shapes, required inputs); names both."""
+    """Two components do not fit together (channels, shapes, required inputs); names both.
+
+    ``key``: the recipe key of the component concerned, when the builder knows it."""
+
+    key: str | None = None
 
 
 class DataError(HashkitError, OSError):
-    """A dataset file is missing, partial, corrupt or inconsistent with the spec; names the path."""
+    """A dataset file is missing, partial, corrupt or inconsistent with its documented layout; names the path."""
 
 
 class CheckpointError(HashkitError):

@@ -50,7 +50,8 @@ def load_run(run_dir: str | Path, code_length: int | None = None, *,
     from hashkit.recipe.load import load_recipe
     from hashkit.training.checkpoint import load_checkpoint, load_module_state, split_prefix
     from hashkit.training.run_dir import RECIPE_FILE, length_dir
-    from hashkit.training.trainer import CHECKPOINT, SELECTED
+    from hashkit.training.selection import SELECTED
+    from hashkit.training.trainer_checkpoint import CHECKPOINT
     from hashkit.training.validation import carve_validation
 
     run_dir = Path(run_dir)

@@ -1,6 +1,7 @@
 """Conformance checks for components: ``check_component(kind, name)`` builds a registered component on a
-tiny example and checks its declared tensor contract. hashkit's own registry-parametrised tests use it, and
-plugin authors can call it from theirs.
+tiny example and checks its declared tensor contract (each kind's default example and check are named in
+:data:`hashkit.interfaces.kinds.KIND_TABLE`; failures raise ``AssertionError``, also under ``python -O``).
+hashkit's own registry-parametrised tests use it, and plugin authors can call it from theirs.
 
 A component may register ``example=`` (a zero-argument callable returning :class:`ComponentExample`) when
 the default example of its kind does not fit (a dataset needs files on disk, an aggregation needs maps).
@@ -27,6 +28,7 @@ from hashkit.interfaces import (
     RetrievalData,
     RetrievalProblem,
 )
+from hashkit.interfaces.kinds import KIND
 
 
 @attrs.frozen
@@ -54,40 +56,67 @@ def _tiny_backbone():
     return make_component("backbone", "tiny_cnn", {"width": 4, "until": "stage3"})
 
 
-def default_example(kind: str) -> ComponentExample:
-    g = torch.Generator().manual_seed(0)
-    if kind == "backbone":
-        return ComponentExample(inputs=lambda comp: (torch.randn(2, 3, 64, 64, generator=g), list(comp.stage_specs)))
-    if kind == "attention":
-        return ComponentExample(ctx=BuildContext(in_spec=FeatureSpec(16, 8)),
-                                inputs=(torch.randn(2, 16, 8, 8, generator=g),))
-    if kind == "channel_interaction":
-        return ComponentExample(ctx=BuildContext(in_spec=FeatureSpec(64, 16)),
-                                inputs=(torch.randn(2, 64, 4, 4, generator=g),))
-    if kind == "aggregation":
-        spec = FeatureSpec(16, 8)
-        return ComponentExample(
-            ctx=BuildContext(in_spec=spec, stages={"stage3": spec}, code_length=12, num_classes=5),
-            inputs=(AggregationInput(features=torch.randn(2, 16, 8, 8, generator=g),
-                                     stages={"stage3": torch.randn(2, 16, 8, 8, generator=g)},
-                                     image=torch.randn(2, 3, 64, 64, generator=g)),),
-        )
-    if kind == "hash_head":
-        return ComponentExample(ctx=BuildContext(code_length=12, num_classes=5, descriptor_dims={"global": 32}),
-                                inputs=({"global": torch.randn(2, 32, generator=g)},))
-    if kind == "loss":
-        return ComponentExample(ctx=BuildContext(code_length=12, num_classes=5, descriptor_dims={"global": 32},
-                                                 head_classes=5),
-                                inputs=lambda comp: (example_loss_inputs(),))
-    if kind == "training_protocol":
-        return ComponentExample(ctx=BuildContext(code_length=12, num_classes=3, num_train=24))
-    if kind == "metric":
-        q = torch.randint(0, 2, (6, 12), generator=g).float() * 2 - 1
-        d = torch.randint(0, 2, (20, 12), generator=g).float() * 2 - 1
-        ql = torch.nn.functional.one_hot(torch.randint(0, 3, (6,), generator=g), 3).float()
-        dl = torch.nn.functional.one_hot(torch.randint(0, 3, (20,), generator=g), 3).float()
-        return ComponentExample(inputs=(RetrievalProblem(q, d, ql, dl),))
+def _generator() -> torch.Generator:
+    return torch.Generator().manual_seed(0)
+
+
+def backbone_example() -> ComponentExample:
+    g = _generator()
+    return ComponentExample(inputs=lambda comp: (torch.randn(2, 3, 64, 64, generator=g), list(comp.stage_specs)))
+
+
+def attention_example() -> ComponentExample:
+    return ComponentExample(ctx=BuildContext(in_spec=FeatureSpec(16, 8)),
+                            inputs=(torch.randn(2, 16, 8, 8, generator=_generator()),))
+
+
+def channel_interaction_example() -> ComponentExample:
+    return ComponentExample(ctx=BuildContext(in_spec=FeatureSpec(64, 16)),
+                            inputs=(torch.randn(2, 64, 4, 4, generator=_generator()),))
+
+
+def aggregation_example() -> ComponentExample:
+    g = _generator()
+    spec = FeatureSpec(16, 8)
+    return ComponentExample(
+        ctx=BuildContext(in_spec=spec, stages={"stage3": spec}, code_length=12, num_classes=5),
+        inputs=(AggregationInput(features=torch.randn(2, 16, 8, 8, generator=g),
+                                 stages={"stage3": torch.randn(2, 16, 8, 8, generator=g)},
+                                 image=torch.randn(2, 3, 64, 64, generator=g)),),
+    )
+
+
+def hash_head_example() -> ComponentExample:
+    return ComponentExample(ctx=BuildContext(code_length=12, num_classes=5, descriptor_dims={"global": 32}),
+                            inputs=({"global": torch.randn(2, 32, generator=_generator())},))
+
+
+def loss_example() -> ComponentExample:
+    return ComponentExample(ctx=BuildContext(code_length=12, num_classes=5, descriptor_dims={"global": 32},
+                                             head_classes=5),
+                            inputs=lambda comp: (example_loss_inputs(),))
+
+
+def protocol_example() -> ComponentExample:
+    return ComponentExample(ctx=BuildContext(code_length=12, num_classes=3, num_train=24))
+
+
+def dataset_example() -> ComponentExample:
     return ComponentExample()
+
+
+def metric_example() -> ComponentExample:
+    g = _generator()
+    q = torch.randint(0, 2, (6, 12), generator=g).float() * 2 - 1
+    d = torch.randint(0, 2, (20, 12), generator=g).float() * 2 - 1
+    ql = torch.nn.functional.one_hot(torch.randint(0, 3, (6,), generator=g), 3).float()
+    dl = torch.nn.functional.one_hot(torch.randint(0, 3, (20,), generator=g), 3).float()
+    return ComponentExample(inputs=(RetrievalProblem(q, d, ql, dl),))
+
+
+def default_example(kind: str) -> ComponentExample:
+    """The kind's default tiny example (named in :data:`hashkit.interfaces.kinds.KIND_TABLE`)."""
+    return globals()[KIND[kind].example]()
 
 
 def example_loss_inputs(batch: int = 6, code_length: int = 12, num_classes: int = 5, dim: int = 32,
@@ -129,95 +158,107 @@ def check_component(kind: str, name: str) -> Any:
             config.update(ex.prepare(Path(tmp)))
         comp = make_component(kind, name, config, ex.ctx or BuildContext())
         inputs = ex.inputs(comp) if callable(ex.inputs) else (ex.inputs or ())
-        out = _CHECKS[kind](comp, inputs, ex.ctx or BuildContext())
+        out = globals()[KIND[kind].check](comp, inputs, ex.ctx or BuildContext())
         if ex.check is not None:
             ex.check(comp, out)
     return out
 
 
+def expect(condition: Any, message: str) -> None:
+    """An assertion that survives ``python -O``: raise ``AssertionError(message)`` when ``condition`` is false.
+    Plugin authors can use it in their ``ComponentExample.check`` callbacks."""
+    if not condition:
+        raise AssertionError(message)
+
+
 def _finite(t: torch.Tensor, what: str) -> None:
-    assert torch.isfinite(t).all(), f"{what} has non-finite values"
+    expect(torch.isfinite(t).all(), f"{what} has non-finite values")
 
 
-def _check_backbone(comp, inputs, ctx):
+def check_backbone(comp, inputs, ctx):
     x, taps = inputs
     comp.eval()
     out = comp(x, taps)
-    assert list(out) == list(taps), f"backbone returned taps {list(out)}, asked for {list(taps)}"
+    expect(list(out) == list(taps), f"backbone returned taps {list(out)}, asked for {list(taps)}")
     for tap, t in out.items():
         spec = comp.stage_specs[tap]
-        assert t.shape[1] == spec.channels, f"stage {tap}: {t.shape[1]} channels, declared {spec.channels}"
+        expect(t.shape[1] == spec.channels, f"stage {tap}: {t.shape[1]} channels, declared {spec.channels}")
         if spec.stride:
             exp = -(-x.shape[-1] // spec.stride)
-            assert t.shape[-1] == exp, f"stage {tap}: width {t.shape[-1]}, stride {spec.stride} implies {exp}"
+            expect(t.shape[-1] == exp, f"stage {tap}: width {t.shape[-1]}, stride {spec.stride} implies {exp}")
         _finite(t, f"stage {tap}")
     return out
 
 
-def _check_attention(comp, inputs, ctx):
+def check_attention(comp, inputs, ctx):
     (x,) = inputs
     for mode in (True, False):
         comp.train(mode)
         out = comp(x)
-        assert isinstance(out, AttentionOutput), "attention must return AttentionOutput"
-        assert out.features.shape == (x.shape[0], comp.out_channels, *x.shape[2:]), \
-            f"features {tuple(out.features.shape)}, expected {(x.shape[0], comp.out_channels, *x.shape[2:])}"
+        expect(isinstance(out, AttentionOutput), "attention must return AttentionOutput")
+        want = (x.shape[0], comp.out_channels, *x.shape[2:])
+        expect(out.features.shape == want, f"features {tuple(out.features.shape)}, expected {want}")
         if comp.num_maps:
-            assert out.maps is not None and out.maps.shape == (x.shape[0], comp.num_maps, *x.shape[2:])
-            assert (out.maps >= 0).all(), "attention maps must be non-negative"
+            want = (x.shape[0], comp.num_maps, *x.shape[2:])
+            expect(out.maps is not None and out.maps.shape == want,
+                   f"maps {None if out.maps is None else tuple(out.maps.shape)}, expected {want}")
+            expect((out.maps >= 0).all(), "attention maps must be non-negative")
         else:
-            assert out.maps is None
+            expect(out.maps is None, "an attention with num_maps = 0 must return maps = None")
         _finite(out.features, "attention features")
     comp.train()
     xg = x.clone().requires_grad_()
     out = comp(xg)
     total = out.features.sum() + (out.maps.sum() if out.maps is not None else 0)
     total.backward()
-    assert xg.grad is not None and torch.isfinite(xg.grad).all(), "attention is not differentiable w.r.t. its input"
+    expect(xg.grad is not None and torch.isfinite(xg.grad).all(), "attention is not differentiable w.r.t. its input")
     return out
 
 
-def _check_channel_interaction(comp, inputs, ctx):
+def check_channel_interaction(comp, inputs, ctx):
     (x,) = inputs
     xg = x.clone().requires_grad_()
     out = comp(xg)
-    assert out.shape == x.shape, f"channel interaction changed the shape {tuple(x.shape)} -> {tuple(out.shape)}"
+    expect(out.shape == x.shape, f"channel interaction changed the shape {tuple(x.shape)} -> {tuple(out.shape)}")
     out.sum().backward()
-    assert xg.grad is not None and torch.isfinite(xg.grad).all()
+    expect(xg.grad is not None and torch.isfinite(xg.grad).all(), "channel interaction is not differentiable")
     return out
 
 
-def _check_aggregation(comp, inputs, ctx):
+def check_aggregation(comp, inputs, ctx):
     (inp,) = inputs
     out = comp(inp)
-    assert isinstance(out, AggregationOutput), "aggregation must return AggregationOutput"
-    assert list(out.descriptors) == list(comp.descriptor_dims), \
-        f"descriptors {list(out.descriptors)} != declared {list(comp.descriptor_dims)}"
+    expect(isinstance(out, AggregationOutput), "aggregation must return AggregationOutput")
+    expect(list(out.descriptors) == list(comp.descriptor_dims),
+           f"descriptors {list(out.descriptors)} != declared {list(comp.descriptor_dims)}")
     for k, t in out.descriptors.items():
-        assert t.shape == (inp.features.shape[0], comp.descriptor_dims[k]), f"descriptor {k}: {tuple(t.shape)}"
+        expect(t.shape == (inp.features.shape[0], comp.descriptor_dims[k]), f"descriptor {k}: {tuple(t.shape)}")
         _finite(t, f"descriptor {k}")
     return out
 
 
-def _check_hash_head(comp, inputs, ctx):
+def check_hash_head(comp, inputs, ctx):
     (desc,) = inputs
     out = comp(desc)
     b = next(iter(desc.values())).shape[0]
-    assert isinstance(out, HeadOutput)
-    assert out.codes.shape == (b, comp.code_length) and out.logits.shape == (b, comp.code_length)
-    assert out.codes.abs().max() <= 1 + 1e-6, "relaxed codes must lie in [-1, 1]"
+    expect(isinstance(out, HeadOutput), "a hash head must return HeadOutput")
+    want = (b, comp.code_length)
+    expect(out.codes.shape == want and out.logits.shape == want,
+           f"codes {tuple(out.codes.shape)} and logits {tuple(out.logits.shape)}, expected {want}")
+    expect(out.codes.abs().max() <= 1 + 1e-6, "relaxed codes must lie in [-1, 1]")
     if comp.num_classes:
-        assert out.class_logits is not None and out.class_logits.shape == (b, comp.num_classes)
+        expect(out.class_logits is not None and out.class_logits.shape == (b, comp.num_classes),
+               f"class logits must be {(b, comp.num_classes)} for a head with {comp.num_classes} classes")
     return out
 
 
-def _check_loss(comp, inputs, ctx):
+def check_loss(comp, inputs, ctx):
     (li,) = inputs
     res = comp(li)
-    assert isinstance(res, LossResult)
-    assert res.value.ndim == 0 and torch.isfinite(res.value), f"loss value {res.value}"
+    expect(isinstance(res, LossResult), "a loss must return LossResult")
+    expect(res.value.ndim == 0 and torch.isfinite(res.value), f"loss value {res.value}")
     for k, v in res.parts.items():
-        assert v.ndim == 0, f"loss part {k} is not a scalar"
+        expect(v.ndim == 0, f"loss part {k} is not a scalar")
     if res.value.requires_grad:
         res.value.backward()
         for name in ("logits", "descriptor", "class_logits"):
@@ -227,53 +268,42 @@ def _check_loss(comp, inputs, ctx):
     return res
 
 
-def _check_protocol(comp, inputs, ctx):
+def check_protocol(comp, inputs, ctx):
     n = ctx.num_train or 24
     labels = torch.nn.functional.one_hot(torch.arange(n) % (ctx.num_classes or 3), ctx.num_classes or 3).float()
     g = torch.Generator().manual_seed(0)
     comp.setup(labels, g)
     order = comp.begin_round(0, g)
-    assert order.dtype == torch.int64 and order.ndim == 1 and len(order) > 0
+    expect(order.dtype == torch.int64 and order.ndim == 1 and len(order) > 0,
+           "begin_round must return a non-empty 1-D int64 tensor of training indices")
     idx = order[:4]
     state = comp.batch_state(idx)
-    assert isinstance(state, dict)
+    expect(isinstance(state, dict), "batch_state must return a dict")
     comp.observe(idx, torch.tanh(torch.randn(len(idx), ctx.code_length or 12)))
     comp.end_round()
     sd = comp.state_dict()
-    assert all(isinstance(v, torch.Tensor) for v in sd.values()), "protocol state must be tensors"
+    expect(all(isinstance(v, torch.Tensor) for v in sd.values()), "protocol state must be tensors")
     comp.load_state_dict(sd)
     db = comp.database_codes()
     if db is not None:
-        assert db.shape == (n, ctx.code_length)
+        expect(db.shape == (n, ctx.code_length), f"database codes {tuple(db.shape)}, expected {(n, ctx.code_length)}")
     return sd
 
 
-def _check_dataset(comp, inputs, ctx):
-    assert isinstance(comp, RetrievalData), "a dataset factory must return RetrievalData"
+def check_dataset(comp, inputs, ctx):
+    expect(isinstance(comp, RetrievalData), "a dataset factory must return RetrievalData")
     for split in ("train", "query", "database"):
         s = comp.split(split)
-        assert s.targets.shape == (len(s), comp.num_classes)
+        expect(s.targets.shape == (len(s), comp.num_classes),
+               f"split {split}: targets {tuple(s.targets.shape)}, expected {(len(s), comp.num_classes)}")
         if len(s):
             img = s.reader(s.items[0])
-            assert img.mode == "RGB", f"reader returned mode {img.mode}"
+            expect(img.mode == "RGB", f"reader returned mode {img.mode}")
     return comp
 
 
-def _check_metric(comp, inputs, ctx):
+def check_metric(comp, inputs, ctx):
     (problem,) = inputs
     out = comp(problem)
-    assert isinstance(out, dict) and out, "a metric returns a non-empty dict"
+    expect(isinstance(out, dict) and out, "a metric returns a non-empty dict")
     return out
-
-
-_CHECKS = {
-    "backbone": _check_backbone,
-    "attention": _check_attention,
-    "channel_interaction": _check_channel_interaction,
-    "aggregation": _check_aggregation,
-    "hash_head": _check_hash_head,
-    "loss": _check_loss,
-    "training_protocol": _check_protocol,
-    "dataset": _check_dataset,
-    "metric": _check_metric,
-}

@@ -3,6 +3,9 @@
 ``.safetensors`` files are read with safetensors; anything else with ``torch.load(weights_only=True)``,
 which only rebuilds tensors and plain containers. A ``{"state_dict": {...}}`` wrapper is unwrapped and a
 ``module.`` prefix (``nn.DataParallel``) removed from the names.
+
+Components that load pretrained weights skip them when :func:`weights_wanted` is false: ``hashkit recipe
+validate`` builds every model on the meta device (shapes only), without reading weight files.
 """
 
 from __future__ import annotations
@@ -13,6 +16,11 @@ import torch
 from torch import Tensor
 
 from hashkit.errors import CheckpointError
+
+
+def weights_wanted() -> bool:
+    """False while a model is being built on the meta device (``recipe validate``): skip loading weights."""
+    return torch.get_default_device().type != "meta"
 
 
 def read_weights(path: str | Path, what: str = "weights file", hint: str = "") -> dict[str, Tensor]:

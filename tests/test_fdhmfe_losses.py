@@ -1,4 +1,4 @@
-"""FDH-MFE losses against literal references written from the formulas (losses.md), values and gradients."""
+"""FDH-MFE losses against literal references written from the formulas (the papers and official code cited in the loss modules), values and gradients."""
 
 from __future__ import annotations
 
@@ -115,7 +115,7 @@ def test_hhf_matches_formula(multi):
 def test_hhf_tau_table_matches_spec():
     from hashkit_plugins.losses.hhf import hhf_tau
 
-    spec = {  # losses.md §8: classes -> {L: tau}
+    spec = {  # HHF codetable.xlsx (JerryXu0129/HHF @ 7cf5ab6c): classes -> {L: tau}
         200: {12: 0.5, 24: 0.3333, 32: 0.25, 48: 0.1667},
         196: {12: 0.5, 24: 0.3333, 32: 0.25, 48: 0.1667},
         120: {12: 0.3333, 24: 0.1667, 32: 0.125, 48: 0.0833},

@@ -1,4 +1,5 @@
-"""GDF-Net's losses against literal references written from the formulas (losses.md §2, §3, §12)."""
+"""GDF-Net's losses against literal references written from the formulas (DCH, bit balance /
+decorrelation, centre loss)."""
 
 from __future__ import annotations
 
@@ -128,7 +129,7 @@ def test_cauchy_quantization_matches_formula(gamma):
 
 
 def test_cauchy_quantization_is_scale_invariant():
-    """losses.md §2 / §15.2: the loss depends only on the direction of |u| ..."""
+    """DCH: the loss depends only on the direction of |u| ..."""
     g = torch.Generator().manual_seed(4)
     h = torch.randn(6, 12, generator=g)
     loss = _loss("cauchy_quantization", input="logits")

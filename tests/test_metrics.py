@@ -348,18 +348,3 @@ def test_harmonic_difference_is_accurate_for_large_offsets(p, m):
     exact = math.fsum(1.0 / k for k in range(p + 1, p + m + 1))
     got = float(harmonic_difference(np.array([p]), np.array([m]))[0])
     assert got == pytest.approx(exact, rel=1e-13, abs=0.0)
-
-
-def test_registered_metric_components_are_merged_into_evaluate():
-    """A metric name evaluate() does not compute itself is looked up in the registry (plugin metrics)."""
-    from hashkit.assemble import make_component
-
-    rng = np.random.default_rng(3)
-    q, d, ql, dl = random_problem(rng, 5, 30, 8, 3)
-    prob = problem(q, d, ql, dl)
-    merged = evaluate(prob, metrics=("map", "cosine_map"))
-    alone = make_component("metric", "cosine_map")(prob)
-    assert alone and all(merged[f"cosine_map.{key}"] == value for key, value in alone.items())
-    assert merged["map"] == evaluate(prob)["map"]
-    with pytest.raises(ContractError, match="unknown metric 'ndcg'"):
-        evaluate(prob, metrics=("ndcg",))

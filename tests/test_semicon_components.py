@@ -1,5 +1,6 @@
-"""SEMICON components against slow literal references written from semicon.md (§4 SEM, §5 ICON, §6 bit split,
-§7 ADSH loss, similarity and DCC). Tiny widths; float64 references where the comparison needs it."""
+"""SEMICON components against slow literal references written from the official code (aassxun/SEMICON @
+885cbfe0: SEM, ICON, bit split, ADSH loss, similarity and DCC). Tiny widths; float64 references where the
+comparison needs it."""
 
 from __future__ import annotations
 
@@ -26,9 +27,9 @@ def test_conformance(kind, name):
     check_component(kind, name)
 
 
-# --------------------------------------------------------------------------------------------- SEM (§4)
+# --------------------------------------------------------------------------------------------- SEM
 def literal_multiplier(a: torch.Tensor, alpha: float) -> torch.Tensor:
-    """§4.2 step by step, float64 loops: softmax per image, batch-global unbiased std/mean, clamp, 2 - m."""
+    """The mask function step by step, float64 loops: softmax per image, batch-global unbiased std/mean, clamp, 2 - m."""
     b, _, h, w = a.shape
     a = a.double()
     p = torch.zeros(b, h * w, dtype=torch.float64)
@@ -88,7 +89,7 @@ def test_sem_trunk_widths_follow_input_channels():
     assert shapes["trunk.3.0.weight"] == (64, 256, 1, 1)
     assert shapes["trunk.4.conv1.weight"] == (16, 64, 1, 1)
     assert shapes["heads.2.0.weight"] == (1, 64, 1, 1)
-    assert sum(p.numel() for p in sem.parameters()) == 1_471_494  # semicon.md §12
+    assert sum(p.numel() for p in sem.parameters()) == 1_471_494  # the official SEM module's parameter count
     with pytest.raises(ContractError):
         make_component("attention", "sem", {}, BuildContext(in_spec=FeatureSpec(96, 16)))
 
@@ -153,7 +154,7 @@ def test_sem_image_scope_literal():
     assert (s.double() - ref).abs().max() <= 1e-5
 
 
-# --------------------------------------------------------------------------------------------- ICON (§5)
+# --------------------------------------------------------------------------------------------- ICON
 def literal_grouped_conv(x, weight, bias, groups):
     """1x1 grouped conv written out: output o reads the input channels of its group."""
     b, c, h, w = x.shape
@@ -254,7 +255,7 @@ def test_icon_official_sizes():
     assert (small.groups, small.group_size) == (16, 32)
 
 
-# ------------------------------------------------------------------------------------------ bit split (§6)
+# ------------------------------------------------------------------------------------------ bit split
 @pytest.mark.parametrize("L,expected", [(12, [6, 2, 2, 2]), (24, [12, 4, 4, 4]), (32, [17, 5, 5, 5]),
                                         (48, [24, 8, 8, 8])])
 def test_official_split_table(L, expected):
@@ -306,7 +307,7 @@ def test_split_linear_equals_literal(L):
     assert not any("bias" in n for n, _ in head.named_parameters())
 
 
-# ---------------------------------------------------------------------------------------- ADSH (§7)
+# ---------------------------------------------------------------------------------------- ADSH
 def literal_adsh(u, B, S, omega, gamma, L):
     b, n = u.shape[0], B.shape[0]
     hash_sum = 0.0

@@ -1,5 +1,5 @@
 """The composed SEMICON model: registry composition from the recipe, parameter count and official names
-(semicon.md §12), official checkpoint loading, pretrained-weight rules (§3), and recipes."""
+(the official model's 502 names), official checkpoint loading, pretrained-weight rules, and recipes."""
 
 from __future__ import annotations
 
@@ -45,7 +45,8 @@ def _icon(prefix: str, c: int = 2048, groups: int = 32):
 
 
 def official_semicon_shapes(L_G: int, L_L: int) -> dict[str, tuple[int, ...]]:
-    """The official SEMICON state dict's names and shapes, written from semicon.md §3–§6 and §12."""
+    """The official SEMICON state dict's names and shapes, written from the official
+    models/SEMICON.py (aassxun/SEMICON @ 885cbfe0)."""
     tv = torchvision.models.resnet50(weights=None).state_dict()
     shapes = {f"backbone.{k}": tuple(v.shape) for k, v in tv.items() if not k.startswith(("fc.", "layer4."))}
     for branch in ("refine_global", "refine_local"):
@@ -138,7 +139,7 @@ def test_load_official_checkpoint_roundtrip(semicon48, tmp_path):
         load_official_checkpoint(semicon48, tmp_path / "absent.pth")
 
 
-# ----------------------------------------------------------------------------- pretrained weights (§3)
+# ----------------------------------------------------------------------------- pretrained weights
 @pytest.fixture(scope="module")
 def resnet18_file(tmp_path_factory):
     torch.manual_seed(1)
@@ -189,7 +190,7 @@ def test_imagenet_lookup_in_torch_home(resnet18_file, monkeypatch, tmp_path):
 
 
 def test_official_semicon_pretrained_quirk_layout(resnet18_file):
-    """resnet50 layout of §3 at resnet18 size: blocks [0, 1] pretrained, ICONs and later blocks random."""
+    """The official resnet50 layer4 layout at resnet18 size: blocks [0, 1] pretrained, ICONs and later blocks random."""
     path, state = resnet18_file
     recipe_over = {**NO_WEIGHTS, "model.backbone.name": "resnet18", "model.backbone.weights": str(path),
                    "model.aggregation.interaction_after": [0, 1], "model.backbone.copy_pretrained_blocks": [0]}
@@ -235,7 +236,7 @@ def test_demo_model_forward_train_and_eval():
 
 
 def test_forward_wiring_matches_semicon_dataflow():
-    """semicon.md §2 written out with the model's own submodules: shared trunk, SEM maps, global branch on X,
+    """SEMICON's data flow written out with the model's own submodules: shared trunk, SEM maps, global branch on X,
     ONE local branch on X * A_k per map, W_G / W_Lk without bias in order [G, L1, L2, L3], tanh."""
     torch.manual_seed(0)
     model = build(RECIPES / "semicon-demo.toml", 12, load_data=False).model.eval()

@@ -65,9 +65,11 @@ def prepare(bench: Bench, cell: Cell, extra: tuple[str, ...] = ()) -> PreparedCe
     from hashkit.recipe import load_recipe
 
     overrides = ["train.progress=false", *cell.overrides, *extra]
-    metrics = list(load_recipe(cell.recipe, overrides).eval.metrics)
-    wanted = ["pr_curve"] + [f"precision@{k}" for k in bench.file.precision_at]
-    metrics += [m for m in wanted if m not in metrics]
+    metrics = list(load_recipe(cell.recipe, overrides).raw.get("eval", {}).get("metrics", ["map"]))
+    if "pr_curve" not in metrics:
+        metrics.append("pr_curve")
+    if bench.file.precision_at:
+        metrics.append({"name": "precision@k", "k": list(bench.file.precision_at)})
     overrides.append(f"eval.metrics={dumps_value(metrics)}")
     recipe = load_recipe(cell.recipe, overrides)
     if recipe.hash_head is None:

@@ -1,4 +1,9 @@
-"""``evaluate``: retrieval metrics of a :class:`~hashkit.interfaces.RetrievalProblem`, streamed over query blocks.
+"""``evaluate``: the streamed ranking engine, retrieval figures of a :class:`~hashkit.interfaces.RetrievalProblem`.
+
+This is the implementation behind the built-in ranking metric components (``map``, ``map@k``,
+``precision@k``, ``recall@k``, ``pr_curve``, ``precision_radius``, ``cosine_*``); recipes name those
+components, and :mod:`hashkit.evaluation.scoring` runs them through the registry. ``metrics`` here are the
+engine's quantities, computed together in one pass.
 
 Definitions are in docs/evaluation.md. In short, for each query the database is ranked by increasing Hamming
 distance (``kind="hamming"``, ±1 codes, packed to bits and compared by popcount) or decreasing cosine
@@ -71,9 +76,6 @@ def evaluate(problem: RetrievalProblem, *, metrics: Sequence[str] = ("map",), to
     ``drop_last_item`` reproduces the official SEMICON/DeepHash-pytorch evaluation, which drops the
     last-ranked database item; ``relevance_rule="dot"`` is their label rule (dot product > 0).
     """
-    builtin = [m for m in metrics if _is_builtin_metric(m)]
-    registered = [m for m in metrics if not _is_builtin_metric(m)]
-    metrics = builtin
     q = _check_codes(problem.query, "query")
     d = _check_codes(problem.database, "database")
     if q.shape[1] != d.shape[1]:
@@ -94,25 +96,7 @@ def evaluate(problem: RetrievalProblem, *, metrics: Sequence[str] = ("map",), to
     else:
         raise ContractError(f"RetrievalProblem.kind must be 'hamming' or 'cosine', found {problem.kind!r}")
     result["relevance"] = "matrix" if problem.relevance is not None else relevance_rule
-    for name in registered:  # metric components from plugins (e.g. revisited_map), default configs;
-        for key, value in _registered_metric(name)(problem).items():  # keys namespaced by the metric name
-            result[key if key.startswith(name) else f"{name}.{key}"] = value
     return result
-
-
-def _is_builtin_metric(name: str) -> bool:
-    return name in METRIC_NAMES or re.fullmatch(r"(map|precision|recall)@(\d+)", name) is not None
-
-
-def _registered_metric(name: str):
-    from hashkit.assemble import make_component
-    from hashkit.errors import UnknownComponentError
-
-    try:
-        return make_component("metric", name)
-    except UnknownComponentError as exc:
-        raise ContractError(f"unknown metric {name!r}: not a built-in metric ({', '.join(METRIC_NAMES)}, map@K, "
-                            f"precision@K, recall@K) and {exc}") from None
 
 
 def evaluate_hamming_packed(query_packed, database_packed, num_bits: int, relevance: Relevance,

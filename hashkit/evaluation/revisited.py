@@ -1,6 +1,7 @@
 """mAP and mP@k under the revisited Oxford/Paris protocols (Easy, Medium, Hard) with junk images.
 
-Ground truth (datasets.md §9): per query, lists of database indices ``easy``, ``hard`` and ``junk``.
+Ground truth (revisitop's ``gnd`` files, Radenović et al., CVPR 2018): per query, lists of database indices
+``easy``, ``hard`` and ``junk``.
 
 ========  =============  ==============================
 protocol  positives      ignored (removed from ranking)

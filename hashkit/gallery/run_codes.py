@@ -60,7 +60,7 @@ def _training_split(loaded, data: RetrievalData) -> Split:
 def _codes_file(loaded) -> dict[str, Tensor] | None:
     from hashkit.training.checkpoint import load_checkpoint
     from hashkit.training.run_dir import length_dir
-    from hashkit.training.trainer import CODES
+    from hashkit.training.selection import CODES
 
     path = length_dir(loaded.run_dir, loaded.code_length) / CODES
     if not path.is_file():

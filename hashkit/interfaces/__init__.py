@@ -43,7 +43,7 @@ _WHERE = {
     "HashHead": "hash_head", "HeadOutput": "hash_head",
     "KINDS": "kinds",
     "Loss": "loss", "LossInputs": "loss", "LossResult": "loss",
-    "Metric": "metric", "RetrievalProblem": "metric",
+    "Metric": "metric", "RankingMetric": "metric", "RankingRequest": "metric", "RetrievalProblem": "metric",
     "TrainingProtocol": "protocol",
     "StageBuilder": "stage_builder",
 }

@@ -9,7 +9,10 @@ messages are reported with the key.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import difflib
+import re
 import types
 import typing
 from pathlib import Path
@@ -46,6 +49,24 @@ def _found(value: Any) -> str:
     if len(text) > 60:
         text = text[:57] + "..."
     return f"{kind} {text}"
+
+
+#: ``dotted key -> file or "--set"`` of the recipe being validated (see :func:`recipe_provenance`)
+_PROVENANCE: contextvars.ContextVar[dict[str, str]] = contextvars.ContextVar("recipe_provenance", default={})
+
+
+@contextlib.contextmanager
+def recipe_provenance(provenance: dict[str, str]):
+    """Validate under ``provenance``: a number given for a str field is accepted only from ``--set``."""
+    token = _PROVENANCE.set(provenance)
+    try:
+        yield
+    finally:
+        _PROVENANCE.reset(token)
+
+
+def _from_command_line(key: str) -> bool:
+    return key_origin(_PROVENANCE.get(), key, None) == "--set"
 
 
 class _Fail(Exception):
@@ -101,8 +122,8 @@ def coerce_value(tp: Any, value: Any, key: str) -> Any:
     if tp is str:
         if isinstance(value, str):
             return value
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return str(value)  # --set name=123 on a str field
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and _from_command_line(key):
+            return str(value)  # --set name=123 on a str field: the shell makes quoting awkward
         raise _Fail(key, f"expected str, found {_found(value)}")
     if tp is Path:
         if isinstance(value, (str, Path)):
@@ -196,11 +217,26 @@ def component_ref(kind: str, value: Any, key: str, *, allow_weight: bool = False
     weight = 1.0
     if allow_weight and "weight" in params:
         weight = coerce_value(float, params.pop("weight"), f"{key}.weight")
+    registry = get_registry()
+    cut_off = re.fullmatch(r"(.+)@(\d+)", name)
+    if (kind, name) not in registry and cut_off and (kind, f"{cut_off.group(1)}@k") in registry:
+        # "map@100" stands for {name = "map@k", k = [100]}: any registered "<base>@k" with a `k` parameter
+        if "k" in params:
+            raise _Fail(f"{key}.k", f"{name!r} gives k in its name: leave out 'k' or name {cut_off.group(1)}@k")
+        name, params["k"] = f"{cut_off.group(1)}@k", [int(cut_off.group(2))]
     try:
-        entry = get_registry().get(kind, name)
+        entry = registry.get(kind, name)
     except UnknownComponentError as exc:
         raise _Fail(f"{key}.name", str(exc)) from None
     return ComponentRef(kind=kind, name=name, config=_build(entry.config, params, key), weight=weight, key=key)
+
+
+def checked_component_ref(kind: str, value: Any, key: str) -> ComponentRef:
+    """:func:`component_ref` raising :class:`RecipeError` (for tables made in code, not read from a file)."""
+    try:
+        return component_ref(kind, value, key)
+    except _Fail as fail:
+        raise RecipeError(fail.message, key=fail.key) from None
 
 
 def _nested_value(kind: str, many: bool, value: Any, key: str) -> Any:

@@ -8,7 +8,9 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from hashkit.errors import RecipeError
-from hashkit.recipe.coerce import _Fail, _found, build_config, coerce_value, component_ref, key_origin
+from hashkit.interfaces.kinds import KIND_TABLE
+from hashkit.recipe.coerce import (_Fail, _found, build_config, coerce_value, component_ref, key_origin,
+                                   recipe_provenance)
 from hashkit.recipe.overrides import apply_overrides
 from hashkit.recipe.schema import (
     ComponentRef,
@@ -27,8 +29,9 @@ TOP_LEVEL = {
     "name", "description", "seed", "code_lengths", "model", "losses", "protocol", "data", "optimizer",
     "schedule", "train", "eval", "provenance",
 }
-#: the component tables of [model] (attention is a list of them)
-MODEL_COMPONENTS = ("backbone", "aggregation", "hash_head")
+#: the component tables of [model] (``[[model.attention]]``, a list, is read on its own)
+MODEL_COMPONENTS = tuple(kind.name for kind in KIND_TABLE
+                         if kind.recipe_key.startswith("model.") and not kind.recipe_key.endswith("[]"))
 
 
 def load_recipe(
@@ -49,7 +52,8 @@ def load_recipe(
         data, prov = load_toml_with_extends(path)
         file = str(path)
     apply_overrides(data, overrides, prov)
-    return validate_recipe_data(data, file=file, provenance=prov)
+    with recipe_provenance(prov):
+        return validate_recipe_data(data, file=file, provenance=prov)
 
 
 def _origin(prov: dict[str, str], key: str, file: str) -> str:
@@ -176,4 +180,5 @@ def validate_recipe_data(data: dict[str, Any], *, file: str = "<recipe>", proven
         raw=data,
         source=file,
         provenance=provenance_notes,
+        key_files=dict(prov),
     )

@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 import attrs
 
-from hashkit.interfaces.component_ref import ComponentRef
+from hashkit.interfaces.component_ref import ComponentRef, nested_list
 
 
 def _positive(inst, attribute, value):
@@ -143,16 +143,14 @@ class TrainSection:
 class EvalSection:
     """``[eval]``: what is measured after training."""
 
-    metrics: tuple[str, ...] = ("map",)
+    #: metric components (names or tables); ``map`` is always computed, ``<name>@<k>`` is short for
+    #: ``{name = "<name>@k", k = [<k>]}``
+    metrics: tuple[ComponentRef, ...] = nested_list("metric", default=("map",))
     #: database codes: "learned" (protocol's B, ADSH family), "label" (codes a label-derived protocol assigns
     #: to the training items, FISH/CHN), "encoded" (through the network); several are scored side by side
     database: tuple[Literal["learned", "label", "encoded"], ...] = ("encoded",)
     #: mAP@k cut-offs (0 = all)
     topk: tuple[int, ...] = (0,)
-    #: mAP@k denominator: "hits_in_topk" (DeepHash-pytorch / DSH_Analysis code), "min_k_R", "R"
-    map_norm: Literal["hits_in_topk", "min_k_R", "R"] = "hits_in_topk"
-    #: queries without any relevant item: "count_as_zero" (AP 0, kept in the mean) or "exclude"
-    zero_relevant: Literal["count_as_zero", "exclude"] = "count_as_zero"
     #: "index" (stable, by database index) or "tie_aware" headline figure (both are always reported)
     ties: Literal["index", "tie_aware"] = "index"
     #: official SEMICON parity: drop the last-ranked database item (topk = -1 slice)
@@ -213,3 +211,11 @@ class Recipe:
     source: str = ""
     #: free-form notes: where values come from, official logged numbers
     provenance: dict[str, Any] = attrs.field(factory=dict, eq=False)
+    #: ``dotted key -> file`` (or ``"--set"``) that set it, for errors found after loading
+    key_files: dict[str, str] = attrs.field(factory=dict, eq=False, repr=False)
+
+    def origin(self, key: str | None) -> str:
+        """The file (or ``--set``) that set ``key`` or its nearest enclosing table; the recipe's file if none."""
+        from hashkit.recipe.coerce import key_origin
+
+        return (key_origin(self.key_files, key, None) if key else None) or self.source

@@ -14,7 +14,8 @@ from hashkit.recipe.load import load_recipe
 from hashkit.recipe.schema import Recipe
 from hashkit.training import ddp
 from hashkit.training.run_dir import RECIPE_FILE, prepare_run_dir, record_split, write_environment, write_recipe
-from hashkit.training.trainer import configure_determinism, pick_device, train_length, write_report
+from hashkit.training.device import configure_determinism, pick_device
+from hashkit.training.trainer import train_length, write_report
 
 
 def _load(recipe_or_path: Recipe | str | Path | Mapping[str, Any] | None, out_dir: Path, resume: bool,

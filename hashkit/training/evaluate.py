@@ -10,7 +10,8 @@
 - ``recipe.eval.descriptor``: the real-valued descriptor (aggregation output) of query and database, ranked
   by cosine similarity.
 
-Each database kind gives one result dict from :func:`hashkit.evaluation.evaluate`.
+Each database kind gives one result dict: the ``[eval] metrics`` components merged
+(:mod:`hashkit.evaluation.scoring`).
 """
 
 from __future__ import annotations
@@ -106,19 +107,29 @@ def encode_split(model: nn.Module, split: Split, recipe: Recipe, device: torch.d
                    descriptors=torch.cat(descs) if descs else None)
 
 
-def score_problem(problem: RetrievalProblem, recipe: Recipe) -> dict[str, Any]:
-    """:func:`hashkit.evaluation.evaluate` with the options of ``recipe.eval``."""
-    from hashkit.evaluation import evaluate
+def recipe_metrics(recipe: Recipe) -> list[tuple[str, Any]]:
+    """The metric components ``[eval]`` asks for (:func:`hashkit.evaluation.scoring.metric_set`)."""
+    from hashkit.evaluation.scoring import metric_set
 
     ev = recipe.eval
-    return evaluate(problem, metrics=tuple(ev.metrics), topk=tuple(ev.topk), drop_last_item=ev.drop_last_item,
-                    map_norm=ev.map_norm, zero_relevant=ev.zero_relevant)
+    return metric_set(ev.metrics, topk=ev.topk, drop_last_item=ev.drop_last_item)
+
+
+def score_problem(problem: RetrievalProblem, recipe: Recipe, metrics: list[tuple[str, Any]] | None = None
+                  ) -> dict[str, Any]:
+    """``[eval] metrics`` of one retrieval problem, through the registry (``metrics`` built once by the
+    caller with :func:`recipe_metrics`, or here)."""
+    from hashkit.evaluation.scoring import score as run_metrics
+
+    return run_metrics(problem, metrics if metrics is not None else recipe_metrics(recipe))
 
 
 def score(query: Tensor, database: Tensor, query_labels: Tensor, database_labels: Tensor, recipe: Recipe,
-          kind: str = "hamming") -> dict[str, Any]:
-    return score_problem(RetrievalProblem(query=query, database=database, query_labels=query_labels,
-                                          database_labels=database_labels, kind=kind), recipe)
+          kind: str = "hamming", metrics: list[tuple[str, Any]] | None = None) -> dict[str, Any]:
+    """``[eval] metrics`` of one query/database pair (:func:`score_problem`)."""
+    problem = RetrievalProblem(query=query, database=database, query_labels=query_labels,
+                               database_labels=database_labels, kind=kind)
+    return score_problem(problem, recipe, metrics)
 
 
 PROVIDED_KINDS = ("learned", "label")
@@ -169,6 +180,7 @@ def evaluate_model(model: nn.Module, recipe: Recipe, *, query: Split, database: 
     """
     kinds = tuple(kinds or recipe.eval.database)
     ev = recipe.eval
+    metrics = recipe_metrics(recipe)
     real_valued = getattr(model, "hash_head", None) is None
     want_desc = ev.descriptor or real_valued
     q = encode(model, query, recipe, device, limit=ev.max_queries, descriptors=want_desc, progress=progress,
@@ -184,17 +196,18 @@ def evaluate_model(model: nn.Module, recipe: Recipe, *, query: Split, database: 
         for kind in kinds:
             if kind in PROVIDED_KINDS:
                 db_codes, db_labels = provided_database(kind, provided_kind, learned, recipe)
-                scores[kind] = score(q.codes, db_codes, q.labels, db_labels, recipe)
+                scores[kind] = score(q.codes, db_codes, q.labels, db_labels, recipe, metrics=metrics)
                 codes[f"database_{kind}"], codes[f"database_{kind}_labels"] = db_codes, db_labels
             elif kind == "encoded":
                 if db is None:
                     raise ContractError("eval.database includes 'encoded' but there is no database split")
-                scores["encoded"] = score(q.codes, db.codes, q.labels, db.labels, recipe)
+                scores["encoded"] = score(q.codes, db.codes, q.labels, db.labels, recipe, metrics=metrics)
                 codes["database_encoded"], codes["database_encoded_labels"] = db.codes, db.labels
     if want_desc:
         if db is None:
             raise ContractError("descriptor evaluation needs a database split to encode")
-        scores["descriptor"] = score(q.descriptors, db.descriptors, q.labels, db.labels, recipe, kind="cosine")
+        scores["descriptor"] = score(q.descriptors, db.descriptors, q.labels, db.labels, recipe, kind="cosine",
+                                    metrics=metrics)
     return EvalResult(scores=scores, codes=codes)
 
 

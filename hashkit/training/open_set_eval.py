@@ -20,15 +20,15 @@ from hashkit.evaluation.open_set import PROTOCOLS, CodedPart, database_parts, pr
 from hashkit.interfaces import OpenSet
 from hashkit.recipe.schema import Recipe
 from hashkit.training.evaluate import (PROVIDED_KINDS, Encoded, EvalResult, encode_split, provided_database,
-                                      score_problem)
+                                      recipe_metrics, score_problem)
 
 
-def _score_all(parts: dict[str, CodedPart], num_seen: int, recipe: Recipe, kind: str,
+def _score_all(parts: dict[str, CodedPart], num_seen: int, recipe: Recipe, kind: str, metrics,
                problem_kind: str = "hamming") -> dict[str, dict[str, Any]]:
     out = {}
     for protocol in PROTOCOLS:
         problem = protocol_problem(protocol, num_seen=num_seen, kind=problem_kind, **parts)
-        out[protocol] = {**score_problem(problem, recipe), "database_parts": database_parts(protocol, kind)}
+        out[protocol] = {**score_problem(problem, recipe, metrics), "database_parts": database_parts(protocol, kind)}
     return out
 
 
@@ -43,6 +43,7 @@ def evaluate_open_set(model: nn.Module, recipe: Recipe, open_set: OpenSet, *,
     """
     ev = recipe.eval
     kinds = tuple(ev.database)
+    metrics = recipe_metrics(recipe)
     real_valued = getattr(model, "hash_head", None) is None
     want_desc = ev.descriptor or real_valued
 
@@ -70,7 +71,7 @@ def evaluate_open_set(model: nn.Module, recipe: Recipe, open_set: OpenSet, *,
                 db_codes, db_labels = d_seen.codes, d_seen.labels
             codes[f"database_{kind}"], codes[f"database_{kind}_labels"] = db_codes, db_labels
             results = _score_all({**common, "database_seen": CodedPart(db_codes, db_labels)},
-                                 open_set.num_seen, recipe, kind)
+                                 open_set.num_seen, recipe, kind, metrics)
             for protocol, res in results.items():
                 protocols[protocol][kind] = res
     if want_desc:
@@ -78,6 +79,6 @@ def evaluate_open_set(model: nn.Module, recipe: Recipe, open_set: OpenSet, *,
                  "query_unseen": CodedPart(q_unseen.descriptors, q_unseen.labels),
                  "database_seen": CodedPart(d_seen.descriptors, d_seen.labels),
                  "database_unseen": CodedPart(d_unseen.descriptors, d_unseen.labels)}
-        for protocol, res in _score_all(parts, open_set.num_seen, recipe, "encoded", "cosine").items():
+        for protocol, res in _score_all(parts, open_set.num_seen, recipe, "encoded", metrics, "cosine").items():
             protocols[protocol]["descriptor"] = res
     return EvalResult(scores=protocols["seen@seen"], codes=codes, protocols=protocols)

@@ -70,6 +70,7 @@ def resolved_recipe(recipe: Recipe) -> dict[str, Any]:
     """Every field of the recipe with defaults filled in (component configs included)."""
     data = _plain(recipe)
     data.pop("raw", None)
+    data.pop("key_files", None)
     return data
 
 

@@ -20,10 +20,8 @@ before the optimiser step, naming the step and the loss parts; the last checkpoi
 
 from __future__ import annotations
 
-import copy
 import json
 import math
-import os
 import sys
 import time
 from pathlib import Path
@@ -31,75 +29,31 @@ from typing import Any, Mapping
 
 import attrs
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
-from hashkit.errors import CheckpointError, RecipeError, TrainingError
-from hashkit.interfaces import LossInputs, RetrievalData, Split
+from hashkit.errors import TrainingError
+from hashkit.interfaces import LossInputs, RetrievalData, Split, TrainingProtocol
 from hashkit.recipe.schema import Recipe
 from hashkit.training import ddp
-from hashkit.training.checkpoint import (
-    capture_rng,
-    flatten_optimizer_state,
-    load_checkpoint,
-    load_module_state,
-    restore_rng,
-    save_checkpoint,
-    split_prefix,
-    unflatten_optimizer_state,
-    with_prefix,
-)
-from hashkit.training.evaluate import EvalResult, embed_items, evaluate_data, evaluate_model, headline
+from hashkit.training.device import amp_dtype, forward_wrapper, grad_scaler, place_model
+from hashkit.training.evaluate import embed_items
 from hashkit.training.metrics_log import MetricsLog
-from hashkit.training.optim import build_optimizer, freeze, set_learning_rate
+from hashkit.training.optim import set_learning_rate
 from hashkit.training.run_dir import length_dir
 from hashkit.training.schedule import completed_units, lr_factor
-from hashkit.training.seeding import batch_loader, derive_seed, generator, seed_globals, seeded_keys
-from hashkit.training.validation import carve_validation
-
-CHECKPOINT = "checkpoint.safetensors"
-SELECTED = "selected.safetensors"
-CODES = "codes.safetensors"
-AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+from hashkit.training.seeding import batch_loader, derive_seed, generator, seeded_keys
+from hashkit.training.selection import ModelSelection
+from hashkit.training.trainer_checkpoint import CHECKPOINT, Position, restore_trainer, save_trainer
 
 
-@attrs.define
-class Position:
-    """Where training stands: completed rounds, epochs of the current round, batches of the current epoch."""
+@attrs.frozen
+class TrainingData:
+    """The data of one code length: ``train`` is what the model trains on (under ``best_val`` its training
+    split lacks the validation items, which form ``val``); ``full`` is the dataset as loaded (final report)."""
 
-    round: int = 0
-    epoch: int = 0
-    batch: int = 0
-    step: int = 0
-    finished: bool = False
-
-
-@attrs.define
-class Best:
-    score: float | None = None
-    round: int | None = None
-
-
-def pick_device(preference: str, info: ddp.DistInfo) -> torch.device:
-    """``auto`` = CUDA when present (this rank's local GPU under DDP), else CPU."""
-    if preference == "auto":
-        preference = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(preference)
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise RecipeError("train.device asks for CUDA but no GPU is available", key="train.device")
-        if device.index is None:
-            device = torch.device("cuda", info.local_rank if info.enabled else torch.cuda.current_device())
-    return device
-
-
-def configure_determinism(enabled: bool) -> None:
-    if enabled:
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.use_deterministic_algorithms(True, warn_only=True)
-        torch.backends.cudnn.deterministic = True
-        torch.backends.cudnn.benchmark = False
-    else:
-        torch.backends.cudnn.benchmark = True
+    train: RetrievalData
+    full: RetrievalData
+    val: Split | None = None
 
 
 def _float_tensors(extras: Mapping[str, Any]) -> dict[str, Any]:
@@ -116,48 +70,34 @@ def _fmt(value: float) -> str:
 
 
 class LengthTrainer:
-    """Trains (or resumes) one code length of a recipe inside a run directory."""
+    """Trains (or resumes) one code length of a recipe inside a run directory.
 
-    def __init__(self, recipe: Recipe, data: RetrievalData, code_length: int | None, run_dir: Path,
-                 device: torch.device, info: ddp.DistInfo, *, resume: bool):
-        from hashkit.assemble import build
+    It is given what it trains: the built ``model`` (on its device), ``losses``, ``protocol`` (set up), the
+    ``data`` and the ``optimizer``; :func:`train_length` assembles them from the recipe. The loop lives here;
+    checkpoints are :mod:`~hashkit.training.trainer_checkpoint`, round evaluation, model selection and the
+    final report :mod:`~hashkit.training.selection`, device and precision set-up :mod:`~hashkit.training.device`.
+    """
 
-        self.recipe, self.code_length, self.device, self.info = recipe, code_length, device, info
-        self.dir = length_dir(run_dir, code_length)
-        self.full_data = data
-        self.val: Split | None = None
-        if recipe.train.selection == "best_val":
-            data, self.val = carve_validation(data, recipe.train.val_fraction, recipe.seed)
-        self.data = data
-        self.train_split = data.split("train")
-        self.train_labels = self.train_split.targets.float()
+    def __init__(self, recipe: Recipe, code_length: int | None, *, model: nn.Module, losses: nn.Module,
+                 protocol: TrainingProtocol, data: TrainingData, optimizer: torch.optim.Optimizer, run_dir: Path,
+                 device: torch.device, info: ddp.DistInfo, resume: bool):
         tr = recipe.train
-
-        seed_globals(derive_seed(recipe.seed, code_length, "init"))
-        built = build(recipe, code_length, data=data)
-        self.model = built.model.to(device)
-        if tr.channels_last:
-            self.model = self.model.to(memory_format=torch.channels_last)
-        self.losses = built.losses.to(device)
-        self.protocol = built.protocol
-        self.protocol.setup(self.train_labels, generator(recipe.seed, code_length, "setup"))
-        self.protocol = self.protocol.to(device) or self.protocol
-        self.frozen = freeze(self.model, tr.freeze)
-        self.optimizer = build_optimizer(
-            [*self.model.named_parameters(), *(("losses." + n, p) for n, p in self.losses.named_parameters())],
-            recipe.optimizer)
-        self.loss_params = [p for p in self.losses.parameters() if p.requires_grad]
-        self.amp_dtype = AMP_DTYPES.get(tr.amp)
-        self.scaler = torch.amp.GradScaler(device.type, enabled=tr.amp == "fp16")
-        self.wrapped = ddp.wrap_model(self.model, info, device)
-        self.forward_model = torch.compile(self.wrapped) if tr.compile else self.wrapped
+        self.recipe, self.code_length, self.device, self.info = recipe, code_length, device, info
+        self.model, self.losses, self.protocol, self.data, self.optimizer = model, losses, protocol, data, optimizer
+        self.dir = length_dir(run_dir, code_length)
+        self.train_split = data.train.split("train")
+        self.train_labels = self.train_split.targets.float()
+        self.loss_params = [p for p in losses.parameters() if p.requires_grad]
+        self.amp_dtype = amp_dtype(tr)
+        self.scaler = grad_scaler(tr, device)
+        self.forward_model = forward_wrapper(model, tr, info, device)
 
         self.position = Position()
-        self.best = Best()
+        self.selection = ModelSelection()
         self.order: Tensor | None = None
         self.log = MetricsLog(self.dir / "metrics.jsonl", tensorboard=tr.tensorboard, enabled=info.is_main)
         if resume and (self.dir / CHECKPOINT).is_file():
-            self._restore(self.dir / CHECKPOINT)
+            restore_trainer(self, self.dir / CHECKPOINT)
         elif info.is_main:
             self.dir.mkdir(parents=True, exist_ok=True)
             if self.log.path.exists():
@@ -168,63 +108,9 @@ class LengthTrainer:
         self.images = ImageDataset(self.train_split, build_transform(recipe.data.train_transform),
                                    skip_bad_images=recipe.data.skip_bad_images)
 
-    # ------------------------------------------------------------------------------------------ checkpoints
-    def _checkpoint_tensors(self) -> tuple[dict[str, Tensor], dict[str, Any]]:
-        tensors = {**with_prefix(self.model.state_dict(), "model."),
-                   **with_prefix(self.losses.state_dict(), "losses."),
-                   **with_prefix(self.protocol.state_dict(), "protocol.")}
-        optim_tensors, optim_meta = flatten_optimizer_state(self.optimizer.state_dict())
-        rng_tensors, rng_meta = capture_rng()
-        tensors.update(optim_tensors)
-        tensors.update(rng_tensors)
-        if self.order is not None:
-            tensors["trainer.order"] = self.order
-        meta = {
-            "position": attrs.asdict(self.position),
-            "best": attrs.asdict(self.best),
-            "optimizer": optim_meta,
-            "rng": rng_meta,
-            "scaler": {k: (float(v) if isinstance(v, (int, float)) else v)
-                       for k, v in self.scaler.state_dict().items()},
-            "recipe": self.recipe.name,
-            "code_length": self.code_length,
-            "world_size": self.info.world_size,
-            "num_train": len(self.train_split),
-            "log_lines": self.log.lines,
-        }
-        return tensors, meta
-
     def save(self) -> None:
-        """Write the checkpoint (rank 0); all ranks meet at a barrier so none runs ahead of the file."""
-        if self.info.is_main:
-            tensors, meta = self._checkpoint_tensors()
-            sidecar = {"position": meta["position"], "best": meta["best"], "recipe": self.recipe.name,
-                       "code_length": self.code_length, "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
-            save_checkpoint(self.dir / CHECKPOINT, tensors, meta, sidecar)
-        ddp.barrier(self.info)
-
-    def _restore(self, path: Path) -> None:
-        tensors, meta = load_checkpoint(path)
-        if meta.get("code_length") != self.code_length:
-            raise CheckpointError(f"{path}: checkpoint is for code length {meta.get('code_length')}, "
-                                  f"not {self.code_length}")
-        if meta.get("num_train") != len(self.train_split):
-            raise CheckpointError(f"{path}: checkpoint was trained on {meta.get('num_train')} training items, "
-                                  f"the dataset now has {len(self.train_split)}")
-        load_module_state(self.model, split_prefix(tensors, "model."), what="model state", path=path)
-        load_module_state(self.losses, split_prefix(tensors, "losses."), what="loss state", path=path)
-        self.protocol.load_state_dict({k: v.to(self.device) for k, v in split_prefix(tensors, "protocol.").items()})
-        try:
-            self.optimizer.load_state_dict(unflatten_optimizer_state(tensors, meta["optimizer"]))
-        except (ValueError, KeyError) as exc:
-            raise CheckpointError(f"{path}: optimiser state does not match the recipe's optimiser ({exc})") from None
-        if self.scaler.is_enabled() and meta.get("scaler"):
-            self.scaler.load_state_dict(meta["scaler"])
-        restore_rng(tensors, meta["rng"])
-        self.position = Position(**meta["position"])
-        self.best = Best(**meta["best"])
-        self.order = tensors.get("trainer.order")
-        self.log.truncate_to(int(meta.get("log_lines", 0)))
+        """Write the checkpoint (rank 0), see :func:`~hashkit.training.trainer_checkpoint.save_trainer`."""
+        save_trainer(self)
 
     # --------------------------------------------------------------------------------------------- training
     @property
@@ -396,96 +282,39 @@ class LengthTrainer:
             self.protocol.observe(indices, codes)
         return logged.pop("loss"), logged
 
-    # ------------------------------------------------------------------------------------------- evaluation
-    @property
-    def provided_kind(self) -> str:
-        """What the protocol's database codes are: ``"learned"`` (ADSH's B) or ``"label"`` (label-derived)."""
-        return getattr(self.protocol, "database", "encoded")
-
-    def protocol_codes(self) -> Tensor | None:
-        codes = self.protocol.database_codes()
-        return None if codes is None else codes.detach().float().cpu()
-
-    def learned_database(self) -> tuple[Tensor, Tensor] | None:
-        codes = self.protocol_codes()
-        if codes is None:
-            return None
-        return codes, self.train_labels.cpu()
-
-    def _needs_round_eval(self, r: int) -> bool:
-        tr = self.recipe.train
-        last = r + 1 == self.num_rounds
-        if tr.eval_rounds:
-            return last or (r + 1) in tr.eval_rounds
-        if tr.selection != "last":
-            return tr.eval_every == 0 or (r + 1) % tr.eval_every == 0 or last
-        return tr.eval_every > 0 and ((r + 1) % tr.eval_every == 0 or last)
-
     def _round_evaluation(self, r: int) -> None:
-        if not self._needs_round_eval(r):
-            return
-        tr = self.recipe.train
-        if self.info.is_main:
-            if tr.selection == "best_val":
-                split, query, database = "val", self.val, self.train_split
-            else:
-                split, query, database = "query", self.data.split("query"), self.data.split("database")
-            # only the kind that selects is scored (SEMICON: the learned database; no database encoding per round)
-            res = evaluate_model(self.model, self.recipe, query=query, database=database,
-                                 learned=self.learned_database(), provided_kind=self.provided_kind, device=self.device,
-                                 progress=False, kinds=tuple(self.recipe.eval.database[:1]))
-            score = headline(res.scores, self.recipe)
-            self.log.write("eval", {"step": self.position.step, "round": r, "split": split, "score": score,
-                                    **{f"{k}.{m}": v for k, s in res.scores.items() for m, v in s.items()
-                                       if isinstance(v, (int, float))}})
-            if tr.selection != "last" and (self.best.score is None or score > self.best.score):
-                self.best = Best(score=score, round=r + 1)
-                tensors = with_prefix(self.model.state_dict(), "model.")
-                learned = self.learned_database()
-                if learned is not None:
-                    tensors["database_codes"] = learned[0]
-                save_checkpoint(self.dir / SELECTED, tensors, {"round": r + 1, "score": score, "split": split,
-                                                                "code_length": self.code_length})
-        ddp.barrier(self.info)
+        self.selection.evaluate_round(self, r)
 
     def final_report(self) -> dict[str, Any]:
-        """Evaluate the last model (and the selected one) on the query set (the four open-set protocols for a
-        seen/unseen split); write the codes (rank 0)."""
-        recipe = self.recipe
-
-        def score(model, codes) -> EvalResult:
-            return evaluate_data(model, recipe, self.full_data, codes=codes, provided_kind=self.provided_kind,
-                                 train_data=self.data, device=self.device, progress=recipe.train.progress)
-
-        last = score(self.model, self.protocol_codes())
-        report: dict[str, Any] = {
-            "code_length": self.code_length, "rounds": self.num_rounds, "steps": self.position.step,
-            "selection": recipe.train.selection, "last": last.scores,
-        }
-        codes = {f"last.{k}": v for k, v in last.codes.items()}
-        selected: EvalResult = last
-        if recipe.train.selection != "last" and self.best.round is not None:
-            tensors, _ = load_checkpoint(self.dir / SELECTED)
-            model = copy.deepcopy(self.model)
-            load_module_state(model, split_prefix(tensors, "model."), what="selected model", path=self.dir / SELECTED)
-            selected = score(model, tensors.get("database_codes"))
-            codes.update({f"selected.{k}": v for k, v in selected.codes.items()})
-            report["selected_round"] = self.best.round
-            report["selection_score"] = self.best.score
-        else:
-            report["selected_round"] = self.num_rounds
-        report["selected"] = selected.scores
-        if last.protocols:
-            report["protocols"] = {"last": last.protocols, "selected": selected.protocols}
-        save_checkpoint(self.dir / CODES, codes, {"code_length": self.code_length, "selection": recipe.train.selection})
-        return report
+        return self.selection.final_report(self)
 
 
 def train_length(recipe: Recipe, data: RetrievalData, code_length: int | None, run_dir: Path,
                  device: torch.device, info: ddp.DistInfo, *, resume: bool) -> dict[str, Any] | None:
-    """Train one code length; the rank-0 report for it (``None`` on other ranks)."""
+    """Build what one code length trains (model, losses, protocol, optimiser), train it and report on it;
+    the rank-0 report (``None`` on other ranks)."""
+    from hashkit.assemble import build
+    from hashkit.training.optim import build_optimizer, freeze
+    from hashkit.training.seeding import seed_globals
+    from hashkit.training.validation import carve_validation
+
     started = time.time()
-    trainer = LengthTrainer(recipe, data, code_length, run_dir, device, info, resume=resume)
+    tr = recipe.train
+    train_data, val = (carve_validation(data, tr.val_fraction, recipe.seed) if tr.selection == "best_val"
+                       else (data, None))
+    seed_globals(derive_seed(recipe.seed, code_length, "init"))
+    built = build(recipe, code_length, data=train_data)
+    model = place_model(built.model, tr, device)
+    losses = built.losses.to(device)
+    protocol = built.protocol
+    protocol.setup(train_data.split("train").targets.float(), generator(recipe.seed, code_length, "setup"))
+    protocol = protocol.to(device) or protocol
+    freeze(model, tr.freeze)
+    named = [*model.named_parameters(), *(("losses." + n, p) for n, p in losses.named_parameters())]
+    optimizer = build_optimizer(named, recipe.optimizer)
+    trainer = LengthTrainer(recipe, code_length, model=model, losses=losses, protocol=protocol,
+                            data=TrainingData(train=train_data, full=data, val=val), optimizer=optimizer,
+                            run_dir=run_dir, device=device, info=info, resume=resume)
     if not trainer.position.finished:
         trainer.train()
     report = None

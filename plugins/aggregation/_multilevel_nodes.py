@@ -1,6 +1,6 @@
 """Private: graph nodes from several backbone stages, for ``gnn_multilevel``.
 
-Two layouts (fdhmfe.md §2):
+Two layouts (docs/methods/fdhmfe.md):
 
 - ``grid``: per stage ``s`` an adaptive average pool to a ``g_s x g_s`` grid, then ``Linear(C_s -> d)`` per
   grid cell: ``Σ_s g_s²`` nodes (21 for grids 4, 2, 1);

@@ -1,4 +1,4 @@
-"""``gnn_multilevel``: multi-level graph aggregation (FDH-MFE design, fdhmfe.md §2) [inferred design].
+"""``gnn_multilevel``: multi-level graph aggregation (FDH-MFE design, docs/methods/fdhmfe.md) [inferred design].
 
 Nodes come from several backbone stages (``ctx.stages``; ResNet-50 layer2..4 via ``model.taps``), projected
 to a common width ``d`` with a learnable stage embedding (layouts ``grid`` and ``stage``, see
@@ -38,7 +38,6 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
-from torch_geometric.nn import EdgeConv, GATConv, GCNConv
 
 from hashkit.errors import ContractError
 from hashkit.interfaces import Aggregation, AggregationInput, AggregationOutput, BuildContext, FeatureSpec
@@ -98,6 +97,8 @@ class _PyGLayer(nn.Module):
     """A torch-geometric message-passing layer applied to the batch as one disconnected graph."""
 
     def __init__(self, kind: str, dim: int, heads: int):
+        from torch_geometric.nn import EdgeConv, GATConv, GCNConv  # imported on use: plugin loading stays light
+
         super().__init__()
         if kind == "gat":
             self.conv = GATConv(dim, dim, heads=heads, concat=False, add_self_loops=False)

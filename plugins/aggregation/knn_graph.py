@@ -31,7 +31,6 @@ import attrs
 import torch
 from einops import rearrange
 from torch import Tensor, nn
-from torch_geometric.nn import EdgeConv
 
 from hashkit.errors import ContractError
 from hashkit.interfaces import Aggregation, AggregationInput, AggregationOutput, BuildContext
@@ -69,6 +68,8 @@ def edge_mlp(in_channels: int, out_channels: int, negative_slope: float) -> nn.S
 
 class KnnGraphAggregation(Aggregation):
     def __init__(self, cfg: KnnGraphConfig, channels: int, num_maps: int):
+        from torch_geometric.nn import EdgeConv  # imported on use: loading the plugins stays light
+
         super().__init__()
         self.cfg = cfg
         self.num_maps = num_maps

@@ -1,4 +1,5 @@
-"""``refine_branches``: SEMICON's global and local refine branches (semicon.md §2–3).
+"""``refine_branches``: SEMICON's global and local refine branches (aassxun/SEMICON @ 885cbfe0,
+``models/SEMICON.py``).
 
 Two fresh copies of a later backbone stage (``stage``, default ``layer4``) are built with the backbone's
 stage builder (``ctx.stage_builder``); the nested channel interaction ``interaction`` (ICON for SEMICON:
@@ -119,7 +120,7 @@ def _example():
     import torch
 
     from hashkit.assemble import make_component
-    from hashkit.testing import ComponentExample
+    from hashkit.testing import ComponentExample, expect
 
     backbone = make_component("backbone", "tiny_cnn", {"width": 4, "blocks": 3, "until": "stage3"})
     spec = FeatureSpec(16, 8)
@@ -130,8 +131,10 @@ def _example():
                                maps=torch.rand(2, 3, 8, 8, generator=g)),)
 
     def check(comp, out):
-        assert list(out.descriptors) == ["global", "local1", "local2", "local3"]
-        assert sum(isinstance(m, nn.Module) and type(m).__name__ == "ICON" for m in comp.refine_local.modules()) == 2
+        names = list(out.descriptors)
+        expect(names == ["global", "local1", "local2", "local3"], f"descriptors {names}")
+        icons = sum(type(m).__name__ == "ICON" for m in comp.refine_local.modules())
+        expect(icons == 2, f"the local stage copy holds {icons} ICONs, expected one per insertion point (2)")
 
     return ComponentExample(config={"stage": "stage4", "interaction": {"name": "icon"}}, ctx=ctx, inputs=inputs,
                             check=check)

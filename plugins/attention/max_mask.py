@@ -12,7 +12,7 @@ over the kept locations only. As an attention component it zeroes the other loca
 
 The mask is a selection computed without gradient; gradients flow through the kept locations.
 Note that zeroing changes averages (GAP divides by H·W, not by the kept count); the aggregations'
-``mask`` option divides by the kept count as the spec writes it.
+``mask`` option divides by the kept count (pooling over the kept locations).
 """
 
 from __future__ import annotations

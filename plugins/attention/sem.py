@@ -1,4 +1,5 @@
-"""``sem``: SEMICON's suppression-enhancing mask attention (semicon.md §4), three cumulative stages.
+"""``sem``: SEMICON's suppression-enhancing mask attention (aassxun/SEMICON @ 885cbfe0,
+``models/SEMICON.py``), three cumulative stages.
 
 Trunk (stride 1, spatial size kept; C = input channels, must be a multiple of 64)::
 
@@ -31,7 +32,7 @@ Sigma scope (``sigma``):
   back to ``"image"``.
 
 ``sigma_eps > 0`` clamps sigma from below (the official code divides by 0**alpha = 0 when a stage map is zero
-over the whole batch, giving NaN, semicon.md §4.4). With ``check_finite`` (default) a non-finite mask raises
+over the whole batch, giving NaN, as the official code does). With ``check_finite`` (default) a non-finite mask raises
 :class:`~hashkit.errors.ContractError` naming the stage instead of letting NaN reach the codes.
 
 Tensor contract: input (B, C, h, w) -> ``AttentionOutput(features = input unchanged, maps = [A1, A2, A3]
@@ -50,10 +51,10 @@ from typing import Literal
 import attrs
 import torch
 from torch import Tensor, nn
-from torchvision.models.resnet import Bottleneck, conv1x1
 
 from hashkit.errors import ContractError
 from hashkit.interfaces import Attention, AttentionOutput, BuildContext
+from hashkit_plugins.resnet_blocks import Bottleneck, conv1x1
 
 
 @attrs.frozen

@@ -29,12 +29,11 @@ from typing import Sequence
 import attrs
 import torch
 from torch import Tensor, nn
-from torchvision.models.inception import Inception3
 
 from hashkit.errors import CheckpointError
 from hashkit.interfaces import Backbone, BuildContext, FeatureSpec
 from hashkit.testing import ComponentExample
-from hashkit.weights_file import read_weights
+from hashkit.weights_file import read_weights, weights_wanted
 
 IMAGENET_FILE = "inception_v3_google-0cc3c7bd.pth"
 IMAGENET_URL = f"https://download.pytorch.org/models/{IMAGENET_FILE}"
@@ -80,7 +79,7 @@ def weights_path(weights: str) -> Path | None:
     return path
 
 
-def _build_stage(net: Inception3, name: str) -> nn.Sequential:
+def _build_stage(net: nn.Module, name: str) -> nn.Sequential:
     return nn.Sequential(OrderedDict((child, getattr(net, child)) for child in STAGES[name]))
 
 
@@ -104,8 +103,10 @@ class InceptionV3(Backbone):
         super().__init__()
         names = list(STAGES)
         depth = names.index(cfg.until) + 1
-        self._weights = weights_path(cfg.weights)
+        self._weights = weights_path(cfg.weights) if weights_wanted() else None
         self.transform_input = cfg.transform_input if cfg.transform_input is not None else self._weights is not None
+        from torchvision.models.inception import Inception3  # imported on use: plugin loading stays light
+
         net = Inception3(aux_logits=False, init_weights=self._weights is None)
         state = read_weights(self._weights, "inception_v3 weights file") if self._weights is not None else None
         self.stages = nn.ModuleDict()

@@ -30,9 +30,9 @@ The trunk loads strictly. A stage copy from ``build_stage`` loads the checkpoint
 ``copy_pretrained_blocks`` (torchvision block indices; ``None`` = every block) and leaves the others at their
 random init. SEMICON's official setup is ``[0, 1]``: its layer4 copy is ``[B0, B1, ICON, B2, ICON]`` and
 torchvision's ``layer4.2.*`` keys land on the ICON's index, are dropped as unexpected, and leave ``B2`` random
-(semicon.md §3).
+(aassxun/SEMICON @ 885cbfe0, ``models/SEMICON.py``; docs/methods/semicon.md).
 
-Init of everything not loaded (semicon.md §3, torchvision's rule): every Conv2d ``kaiming_normal_(fan_out,
+Init of everything not loaded (torchvision's rule, which SEMICON's code keeps): every Conv2d ``kaiming_normal_(fan_out,
 relu)``, every BatchNorm weight 1 and bias 0, ``zero_init_residual`` off.
 
 Tensor contract: ``forward(x (B,3,H,W), taps) -> {stage: (B, C_stage, ceil(H/stride), ceil(W/stride))}``.
@@ -48,11 +48,11 @@ from typing import Sequence
 import attrs
 import torch
 from torch import Tensor, nn
-from torchvision.models.resnet import BasicBlock, Bottleneck, conv1x1
 
 from hashkit.errors import CheckpointError, ContractError
 from hashkit.interfaces import Backbone, BuildContext, FeatureSpec
-from hashkit.weights_file import read_weights
+from hashkit.weights_file import read_weights, weights_wanted
+from hashkit_plugins.resnet_blocks import BasicBlock, Bottleneck, conv1x1
 
 STAGES = ("layer1", "layer2", "layer3", "layer4")
 
@@ -147,7 +147,7 @@ class ResNet(Backbone):
         #: pretrained tensors of the stages beyond the trunk, kept for build_stage (not in state_dict)
         self._extra_weights: dict[str, Tensor] = {}
         self.weights_source: str | None = None
-        if cfg.weights != "none":
+        if cfg.weights != "none" and weights_wanted():
             self._load(cfg.weights)
 
     def _new_stage(self, name: str) -> nn.Sequential:
@@ -221,11 +221,12 @@ def _factory(depth: int):
 
 
 def _example():
-    from hashkit.testing import ComponentExample
+    from hashkit.testing import ComponentExample, expect
 
     def check(comp, out):
         stage = comp.build_stage("layer4")
-        assert isinstance(stage, nn.Sequential) and len(stage) == comp.layers[3]
+        expect(isinstance(stage, nn.Sequential) and len(stage) == comp.layers[3],
+               f"layer4 copy: {len(stage)} blocks, expected {comp.layers[3]}")
 
     return ComponentExample(config={"until": "layer3"}, check=check)
 

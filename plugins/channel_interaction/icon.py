@@ -1,4 +1,5 @@
-"""``icon``: SEMICON's interactive channel transformation (``ChannelTransformer``, semicon.md §5).
+"""``icon``: SEMICON's interactive channel transformation (``ChannelTransformer`` in
+``models/SEMICON.py`` of aassxun/SEMICON @ 885cbfe0).
 
 Channels are tokens and their N = h*w spatial values are the token features. With C channels, G groups
 ("heads") = max(C / group_width, min_groups) and D = C / G channels per group (C = 2048: G = 32, D = 64):

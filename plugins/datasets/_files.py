@@ -78,7 +78,7 @@ def multi_hot(label_sets: Sequence[Iterable[int]], num_classes: int) -> torch.Te
 
 def check_counts(name: str, root: Path, counts: Mapping[str, int], expected: Mapping[str, int] | None,
                  *, option: str = "expected_counts") -> None:
-    """Split sizes must equal ``expected`` (the spec's numbers unless overridden); ``None`` skips the check.
+    """Split sizes must equal ``expected`` (the official numbers unless overridden); ``None`` skips the check.
 
     A mismatch names the dataset, the root, every differing split and how to override (for subsets).
     """

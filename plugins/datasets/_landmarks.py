@@ -1,6 +1,6 @@
 """Shared loading of the Oxford / Paris landmark benchmarks (original and revisited ground truth).
 
-Formats (datasets.md §9):
+Formats (docs/datasets.md):
 
 - revisited: ``gnd_<name>.pkl`` (official) or ``gnd_<name>.json`` (same structure): ``imlist`` (database
   names), ``qimlist`` (query names), ``gnd`` (per query ``bbx`` = [x1, y1, x2, y2], ``easy``, ``hard``,

@@ -90,11 +90,12 @@ def build_demo(cfg: DemoConfig, ctx: BuildContext) -> RetrievalData:
 
 
 def _example():
-    from hashkit.testing import ComponentExample
+    from hashkit.testing import ComponentExample, expect
 
     def check(data, _out):
-        assert len(data.split("train")) == 3 * 4 and len(data.split("query")) == 3 * 2
-        assert data.split("database") is data.split("train")
+        sizes = (len(data.split("train")), len(data.split("query")))
+        expect(sizes == (3 * 4, 3 * 2), f"train/query sizes {sizes}, expected (12, 6)")
+        expect(data.split("database") is data.split("train"), "the database split must be the training split")
 
     return ComponentExample(config={"train_per_class": 4, "query_per_class": 2, "classes": (0, 5, 9)}, check=check)
 

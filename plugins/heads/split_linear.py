@@ -1,4 +1,5 @@
-"""``split_linear``: one bias-free linear projection per descriptor, concatenated, then tanh (semicon.md §6).
+"""``split_linear``: one bias-free linear projection per descriptor, concatenated, then tanh (SEMICON's
+``W_G``, ``W_L1..3``; aassxun/SEMICON @ 885cbfe0).
 
 ``logits = [f_global W_G^T ; f_local1 W_L1^T ; ... ]`` in descriptor order, ``codes = tanh(logits)``. The
 first descriptor gets the global share of the L bits, every other descriptor an equal local share:

@@ -1,4 +1,4 @@
-"""DCH's normalised distance (losses.md §2): ``d(a, b) = (L/2)·(1 - cos(a, b))``.
+"""DCH's normalised distance (Cao et al., "Deep Cauchy Hashing", CVPR 2018): ``d(a, b) = (L/2)·(1 - cos(a, b))``.
 
 ``cos = aᵀb / max(‖a‖‖b‖, norm_eps)``, optionally clamped to ``<= cos_max`` (the PyTorch port uses 0.99 in
 the Cauchy cross-entropy so that ``d >= 0.005·L`` and ``log(d/γ)`` stays finite).

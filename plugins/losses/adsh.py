@@ -1,4 +1,5 @@
-"""``adsh``: the asymmetric deep supervised hashing loss in SEMICON's form (losses.md §1, semicon.md §7.1).
+"""``adsh``: the asymmetric deep supervised hashing loss in SEMICON's form (Jiang & Li,
+AAAI 2018; ``models/ADSH_Loss.py`` of aassxun/SEMICON @ 885cbfe0).
 
 For a batch of relaxed codes u (b, L), the learned database codes B (n, L), the batch's rows of the soft
 similarity S (b, n) and omega (b,) = the database index of each batch item::

@@ -1,4 +1,4 @@
-"""``bit_balance``: differentiable bit-balance loss on relaxed codes ``U (B, L)`` (losses.md §3).
+"""``bit_balance``: differentiable bit-balance loss on relaxed codes ``U (B, L)``.
 
 - ``form = "per_bit"`` (default): every bit is +1 for half the batch, ``(1/L)·Σ_k (mean_i u_ik)²``;
 - ``form = "per_code"``: every code has half its bits at +1, ``(1/B)·Σ_i (mean_k u_ik)²``.

@@ -1,4 +1,4 @@
-"""``bit_decorrelation``: decorrelated bits, ``U (B, L)`` relaxed codes (losses.md §3).
+"""``bit_decorrelation``: decorrelated bits, ``U (B, L)`` relaxed codes.
 
 - ``form = "frobenius"`` (default): ``‖(1/B)·UᵀU - I‖_F²``;
 - ``form = "a2net"``: A2-Net's ``mean_kl((UᵀU - B·I)_kl²) / (B·L)`` (MSE over the L×L entries).

@@ -7,7 +7,7 @@ For the pairs (i, j) of a batch (diagonal excluded unless ``include_diagonal``),
 
 ``w_ij = |S|/|S1|`` for similar pairs and ``|S|/|S0|`` for dissimilar ones (``|S|`` pairs in all); when the
 batch has only one kind of pair, ``w = 1`` (as the PyTorch port). Input ``codes`` (default) or ``logits``
-``(B, L)``, labels ``(B, C)`` multi-hot. Defaults: γ = 20, cos_max = 0.99 (losses.md §2).
+``(B, L)``, labels ``(B, C)`` multi-hot. Defaults: γ = 20, cos_max = 0.99 (DCH's values).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@
 vector. It depends only on the *direction* of ``|u_i|`` (it equalises the magnitudes of the bits) and is
 therefore **scale-invariant**: ``loss(c·u) = loss(u)`` for c > 0. It does not push values towards ±1 on its
 own, so pair it with a bounded output (``input = "codes"`` from a tanh head, the default) or an L2 term.
-Input ``(B, L)``; default γ = 20 (losses.md §2).
+Input ``(B, L)``; default γ = 20 (DCH's value).
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""``center_loss``: WS-DAN's feature-centre loss (losses.md §12), on the descriptor by default.
+"""``center_loss``: WS-DAN's feature-centre loss (Wen et al., ECCV 2016, as
+GuYuc/WS-DAN.PyTorch @ 87779124 uses it), on the descriptor by default.
 
 ``loss = (1/B)·Σ_i ‖z_i - ĉ_{y_i}‖²`` with ``ĉ = c / ‖c‖`` the L2-normalised class centre
 (``normalize_centers = false``: the raw centre). Centres are a float32 buffer ``(num_classes, D)``

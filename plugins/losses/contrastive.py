@@ -28,7 +28,7 @@ from hashkit.testing import ComponentExample, example_loss_inputs
 
 @attrs.frozen
 class ContrastiveConfig:
-    #: margin for negatives (spec: about 0.85 for ResNet-101 GeM; cnnimageretrieval default 0.7)
+    #: margin for negatives (about 0.85 for ResNet-101 GeM as hashkit assumes it; cnnimageretrieval default 0.7)
     margin: float = attrs.field(default=0.85, validator=attrs.validators.gt(0.0))
     #: which output the loss reads
     on: Literal["descriptor", "codes"] = "descriptor"

@@ -1,6 +1,6 @@
 """``csq`` and ``orthohash``: pointwise losses towards fixed, balanced binary class centres (hash centres).
 
-Centre construction (losses.md §4, the hashkit design):
+Centre construction (CSQ: Yuan et al., CVPR 2020; this construction is hashkit's design):
 
 1. a Hadamard matrix of order ``L`` when one is known: Sylvester's construction for powers of two, Paley's
    construction I for ``L = q + 1`` with ``q`` a prime ``≡ 3 (mod 4)`` (12, 24, 48, ...). Its first row is

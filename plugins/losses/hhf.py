@@ -8,9 +8,10 @@ With ``cos`` the cosine of code ``u_x`` and proxy ``p`` (one learnable proxy per
          + w_u · uniformity(proxies)                        (optional, FDH-MFE design)
 
 τ (``tau``; default: from :func:`hhf_tau`) is the cosine of the best achievable minimum distance of a binary
-code with ``m = ceil(log2 C)`` information bits: ``τ = 1 - 2 d_min / L``. The table of losses.md §8 (from the
-official ``codetable.xlsx``) covers m = 7 (65-128 classes) and m = 8 (129-256 classes) at 12/24/32/48 bits.
-Other (L, C) use the substitution rule of losses.md §8 [inferred design]: ``d_min`` is the minimum distance
+code with ``m = ceil(log2 C)`` information bits: ``τ = 1 - 2 d_min / L``. The table below (from the
+official ``codetable.xlsx``, JerryXu0129/HHF @ 7cf5ab6c) covers m = 7 (65-128 classes) and m = 8 (129-256
+classes) at 12/24/32/48 bits.
+Other (L, C) use a substitution rule [inferred design]: ``d_min`` is the minimum distance
 of hashkit's centre codebook (``hash_centers.build_centers``: Hadamard/Paley rows, then greedy balanced
 codes) for that (L, C).
 """
@@ -32,7 +33,7 @@ from hashkit_plugins.losses._proxies import (
 )
 from hashkit_plugins.losses.hash_centers import build_centers, min_pairwise_distance
 
-#: best minimum distance d_min of a binary code [L, m] (HHF codetable.xlsx, losses.md §8): {m: {L: d_min}}
+#: best minimum distance d_min of a binary code [L, m] (HHF codetable.xlsx): {m: {L: d_min}}
 CODE_TABLE_DMIN: dict[int, dict[int, int]] = {
     7: {12: 4, 24: 10, 32: 14, 48: 22},
     8: {12: 3, 24: 8, 32: 12, 48: 20},

@@ -10,7 +10,7 @@ The margin ``m`` is in the distance's units; ``margin_bits > 0`` gives it in bit
 negatives share none. Per triplet ``t = d(a,p) - d(a,n) + m``; the hinge is ``[t]+``, or ``log(1 + e^t)``
 with ``soft = true`` (soft margin, no ``m``).
 
-Mining (losses.md §10):
+Mining:
 
 - ``batch_hard`` (Hermans et al.): per anchor the farthest positive and the closest negative; mean over the
   anchors that have both;

@@ -1,13 +1,13 @@
-"""Options shared by the built-in ranking metrics (private: not a component module)."""
+"""Options shared by the built-in ranking metrics, and their request to the ranking engine (private: not a
+component module)."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Iterable, Literal
 
 import attrs
 
-from hashkit.evaluation import evaluate
-from hashkit.interfaces import RetrievalProblem
+from hashkit.interfaces import RankingMetric, RankingRequest
 
 
 @attrs.frozen
@@ -20,15 +20,6 @@ class RankingOptions:
     relevance_rule: Literal["shared_label", "dot"] = "shared_label"
 
 
-def run_evaluate(problem: RetrievalProblem, cfg: RankingOptions, kind: str | None = None, **options: Any
-                 ) -> dict[str, Any]:
-    """:func:`hashkit.evaluation.evaluate` with the shared options of ``cfg`` (and ``kind`` forced if given)."""
-    if kind is not None and problem.kind != kind:
-        problem = attrs.evolve(problem, kind=kind)
-    return evaluate(problem, drop_last_item=cfg.drop_last_item, zero_relevant=cfg.zero_relevant,
-                    relevance_rule=cfg.relevance_rule, **options)
-
-
 def positive_ks(instance, attribute, value) -> None:
     """attrs validator: a non-empty tuple of positive cut-offs."""
     if not value or any(int(k) <= 0 for k in value):
@@ -38,8 +29,22 @@ def positive_ks(instance, attribute, value) -> None:
 COUNT_KEYS = ("num_queries", "num_database", "no_relevant_queries")
 
 
-def pick(result: dict[str, Any], prefixes: tuple[str, ...]) -> dict[str, Any]:
-    """The entries of ``result`` whose key starts with one of ``prefixes``, plus the query counts."""
-    out = {k: v for k, v in result.items() if k.startswith(prefixes)}
-    out.update({k: result[k] for k in COUNT_KEYS})
-    return out
+class EngineMetric(RankingMetric):
+    """A built-in ranking metric: engine ``quantities`` at ``topk`` with the config's shared options, and
+    the result keys ``keys`` (renamed ``prefix + key`` when ``prefix`` is set) plus the query counts."""
+
+    def __init__(self, cfg: RankingOptions, keys: Iterable[str], *, quantities: tuple[str, ...] = (),
+                 topk: tuple[int, ...] = (), kind: str | None = None, prefix: str = "", **options: Any):
+        self.cfg, self.keys, self.prefix = cfg, tuple(keys), prefix
+        shared = {"drop_last_item": cfg.drop_last_item, "zero_relevant": cfg.zero_relevant,
+                  "relevance_rule": cfg.relevance_rule, **options}
+        self._request = RankingRequest(quantities=quantities, topk=tuple(topk), kind=kind,
+                                       options=tuple(sorted(shared.items())))
+
+    def request(self) -> RankingRequest:
+        return self._request
+
+    def select(self, result: dict[str, Any]) -> dict[str, Any]:
+        out = {self.prefix + k: result[k] for k in self.keys if k in result}
+        out.update({k: result[k] for k in COUNT_KEYS})
+        return out

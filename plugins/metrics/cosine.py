@@ -1,7 +1,9 @@
 """``cosine_map``, ``cosine_map@k``, ``cosine_precision@k``: ranking metrics of real descriptors by cosine similarity.
 
 The problem's ``query`` / ``database`` are taken as real-valued descriptors whatever their ``kind``; ties
-(equal similarity) are ordered by database index, and the tie-aware expectation is reported too.
+(equal similarity) are ordered by database index, and the tie-aware expectation is reported too. Keys carry
+the ``cosine_`` prefix (``cosine_map``, ``cosine_map@10``, ``cosine_precision@10_tie_aware``), so they sit
+beside the Hamming figures of the same codes.
 """
 
 from __future__ import annotations
@@ -10,8 +12,8 @@ from typing import Literal
 
 import attrs
 
-from hashkit.interfaces import BuildContext, Metric, RetrievalProblem
-from hashkit_plugins.metrics._ranking_options import RankingOptions, pick, positive_ks, run_evaluate
+from hashkit.interfaces import BuildContext
+from hashkit_plugins.metrics._ranking_options import EngineMetric, RankingOptions, positive_ks
 
 
 @attrs.frozen
@@ -27,34 +29,25 @@ class CosineTopKConfig(RankingOptions):
     norm: Literal["hits_in_topk", "min_k_R", "R"] = "hits_in_topk"
 
 
-class CosineMetric(Metric):
-    def __init__(self, cfg, which: str):
-        self.cfg = cfg
-        self.which = which
-
-    def __call__(self, problem: RetrievalProblem) -> dict:
-        if self.which == "map":
-            return pick(run_evaluate(problem, self.cfg, kind="cosine"), ("map",))
-        ks = self.cfg.k
-        metric = "map@k" if self.which == "map@k" else "precision@k"
-        res = run_evaluate(problem, self.cfg, kind="cosine", metrics=(metric,), topk=ks, map_norm=self.cfg.norm)
-        prefix = "map" if self.which == "map@k" else "precision"
-        return pick(res, tuple(f"{prefix}@{k}" for k in ks))
+def _cosine(cfg, keys, **request) -> EngineMetric:
+    return EngineMetric(cfg, keys, kind="cosine", prefix="cosine_", **request)
 
 
-def build_cosine_map(cfg: CosineMapConfig, ctx: BuildContext) -> CosineMetric:
+def build_cosine_map(cfg: CosineMapConfig, ctx: BuildContext) -> EngineMetric:
     """mAP@all of real descriptors ranked by cosine similarity (stable and tie-aware)."""
-    return CosineMetric(cfg, "map")
+    return _cosine(cfg, ("map", "map_tie_aware"))
 
 
-def build_cosine_map_at_k(cfg: CosineTopKConfig, ctx: BuildContext) -> CosineMetric:
+def build_cosine_map_at_k(cfg: CosineTopKConfig, ctx: BuildContext) -> EngineMetric:
     """mAP@k of real descriptors ranked by cosine similarity."""
-    return CosineMetric(cfg, "map@k")
+    keys = [key for k in cfg.k for key in (f"map@{k}", f"map@{k}_tie_aware")]
+    return _cosine(cfg, keys, quantities=("map@k",), topk=cfg.k, map_norm=cfg.norm)
 
 
-def build_cosine_precision_at_k(cfg: CosineTopKConfig, ctx: BuildContext) -> CosineMetric:
+def build_cosine_precision_at_k(cfg: CosineTopKConfig, ctx: BuildContext) -> EngineMetric:
     """Precision@k of real descriptors ranked by cosine similarity."""
-    return CosineMetric(cfg, "precision@k")
+    keys = [key for k in cfg.k for key in (f"precision@{k}", f"precision@{k}_tie_aware")]
+    return _cosine(cfg, keys, quantities=("precision@k",), topk=cfg.k)
 
 
 def components(register):

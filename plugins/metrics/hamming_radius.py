@@ -7,8 +7,8 @@ from typing import Literal
 import attrs
 
 from hashkit.errors import ContractError
-from hashkit.interfaces import BuildContext, Metric, RetrievalProblem
-from hashkit_plugins.metrics._ranking_options import RankingOptions, pick, run_evaluate
+from hashkit.interfaces import BuildContext, RetrievalProblem
+from hashkit_plugins.metrics._ranking_options import EngineMetric, RankingOptions
 
 
 @attrs.frozen
@@ -24,29 +24,25 @@ class PrecisionRadiusConfig(RankingOptions):
     empty: Literal["zero", "exclude"] = "zero"
 
 
-class HammingBall(Metric):
-    def __init__(self, cfg, which: str):
-        self.cfg = cfg
-        self.which = which
+class HammingBall(EngineMetric):
+    kinds = ("hamming",)
 
     def __call__(self, problem: RetrievalProblem) -> dict:
         if problem.kind != "hamming":
-            raise ContractError(f"metric {self.which!r} needs Hamming codes, the problem is {problem.kind!r}")
-        if self.which == "pr_curve":
-            return pick(run_evaluate(problem, self.cfg, metrics=("pr_curve",)), ("pr_curve",))
-        res = run_evaluate(problem, self.cfg, metrics=("precision_radius",), radius=self.cfg.radius,
-                           empty_radius=self.cfg.empty)
-        return pick(res, ("precision@radius", "recall@radius", "empty_radius"))
+            raise ContractError(f"metric {self.keys[0]!r} needs Hamming codes, the problem is {problem.kind!r}")
+        return super().__call__(problem)
 
 
 def build_pr_curve(cfg: PrCurveConfig, ctx: BuildContext) -> HammingBall:
     """Mean precision and recall of the Hamming ball at every radius 0..L (a PR curve)."""
-    return HammingBall(cfg, "pr_curve")
+    return HammingBall(cfg, ("pr_curve",), quantities=("pr_curve",))
 
 
 def build_precision_radius(cfg: PrecisionRadiusConfig, ctx: BuildContext) -> HammingBall:
     """Precision and recall within Hamming radius r (default 2) and the number of empty balls."""
-    return HammingBall(cfg, "precision_radius")
+    r = cfg.radius
+    keys = (f"precision@radius{r}", f"recall@radius{r}", f"empty_radius{r}_queries", "empty_radius")
+    return HammingBall(cfg, keys, quantities=("precision_radius",), radius=r, empty_radius=cfg.empty)
 
 
 def components(register):

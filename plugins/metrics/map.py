@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import attrs
 
-from hashkit.interfaces import BuildContext, Metric, RetrievalProblem
-from hashkit_plugins.metrics._ranking_options import RankingOptions, pick, run_evaluate
+from hashkit.interfaces import BuildContext
+from hashkit_plugins.metrics._ranking_options import EngineMetric, RankingOptions
 
 
 @attrs.frozen
@@ -13,17 +13,9 @@ class MapConfig(RankingOptions):
     pass
 
 
-class MeanAveragePrecision(Metric):
-    def __init__(self, cfg: MapConfig):
-        self.cfg = cfg
-
-    def __call__(self, problem: RetrievalProblem) -> dict:
-        return pick(run_evaluate(problem, self.cfg), ("map",))
-
-
-def build_map(cfg: MapConfig, ctx: BuildContext) -> MeanAveragePrecision:
+def build_map(cfg: MapConfig, ctx: BuildContext) -> EngineMetric:
     """mAP@all (stable ties by database index) with the tie-aware expectation and the zero-relevant count."""
-    return MeanAveragePrecision(cfg)
+    return EngineMetric(cfg, ("map", "map_tie_aware"))
 
 
 def components(register):

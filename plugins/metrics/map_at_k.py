@@ -1,4 +1,7 @@
-"""``map@k``: mAP of the top-k ranking with an explicit normalisation (see docs/evaluation.md §3)."""
+"""``map@k``: mAP of the top-k ranking with an explicit normalisation (see docs/evaluation.md §3).
+
+In ``[eval] metrics``, ``"map@100"`` is short for ``{name = "map@k", k = [100]}``.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +9,8 @@ from typing import Literal
 
 import attrs
 
-from hashkit.interfaces import BuildContext, Metric, RetrievalProblem
-from hashkit_plugins.metrics._ranking_options import RankingOptions, pick, positive_ks, run_evaluate
+from hashkit.interfaces import BuildContext
+from hashkit_plugins.metrics._ranking_options import EngineMetric, RankingOptions, positive_ks
 
 
 @attrs.frozen
@@ -18,20 +21,10 @@ class MapAtKConfig(RankingOptions):
     norm: Literal["hits_in_topk", "min_k_R", "R"] = "hits_in_topk"
 
 
-class MapAtK(Metric):
-    def __init__(self, cfg: MapAtKConfig):
-        self.cfg = cfg
-
-    def __call__(self, problem: RetrievalProblem) -> dict:
-        res = run_evaluate(problem, self.cfg, topk=self.cfg.k, map_norm=self.cfg.norm)
-        out = pick(res, tuple(f"map@{k}" for k in self.cfg.k))
-        out["map_at_k_norm"] = res["map_at_k_norm"]
-        return out
-
-
-def build_map_at_k(cfg: MapAtKConfig, ctx: BuildContext) -> MapAtK:
+def build_map_at_k(cfg: MapAtKConfig, ctx: BuildContext) -> EngineMetric:
     """mAP@k for each configured k, normalised as configured (the norm is returned beside the numbers)."""
-    return MapAtK(cfg)
+    keys = [key for k in cfg.k for key in (f"map@{k}", f"map@{k}_tie_aware")] + ["map_at_k_norm"]
+    return EngineMetric(cfg, keys, quantities=("map@k",), topk=cfg.k, map_norm=cfg.norm)
 
 
 def components(register):

@@ -1,11 +1,14 @@
-"""``precision@k`` and ``recall@k``: the share of the top k that is relevant, and of the relevant items found."""
+"""``precision@k`` and ``recall@k``: the share of the top k that is relevant, and of the relevant items found.
+
+In ``[eval] metrics``, ``"precision@10"`` is short for ``{name = "precision@k", k = [10]}``.
+"""
 
 from __future__ import annotations
 
 import attrs
 
-from hashkit.interfaces import BuildContext, Metric, RetrievalProblem
-from hashkit_plugins.metrics._ranking_options import RankingOptions, pick, positive_ks, run_evaluate
+from hashkit.interfaces import BuildContext
+from hashkit_plugins.metrics._ranking_options import EngineMetric, RankingOptions, positive_ks
 
 
 @attrs.frozen
@@ -14,24 +17,19 @@ class TopKConfig(RankingOptions):
     k: tuple[int, ...] = attrs.field(default=(10, 100), converter=tuple, validator=positive_ks)
 
 
-class TopKRate(Metric):
-    def __init__(self, cfg: TopKConfig, which: str):
-        self.cfg = cfg
-        self.which = which
-
-    def __call__(self, problem: RetrievalProblem) -> dict:
-        res = run_evaluate(problem, self.cfg, metrics=(f"{self.which}@k",), topk=self.cfg.k)
-        return pick(res, tuple(f"{self.which}@{k}" for k in self.cfg.k))
+def _top_k(cfg: TopKConfig, which: str) -> EngineMetric:
+    keys = [key for k in cfg.k for key in (f"{which}@{k}", f"{which}@{k}_tie_aware")]
+    return EngineMetric(cfg, keys, quantities=(f"{which}@k",), topk=cfg.k)
 
 
-def build_precision_at_k(cfg: TopKConfig, ctx: BuildContext) -> TopKRate:
+def build_precision_at_k(cfg: TopKConfig, ctx: BuildContext) -> EngineMetric:
     """Precision@k (stable ties and tie-aware expectation) for each configured k."""
-    return TopKRate(cfg, "precision")
+    return _top_k(cfg, "precision")
 
 
-def build_recall_at_k(cfg: TopKConfig, ctx: BuildContext) -> TopKRate:
+def build_recall_at_k(cfg: TopKConfig, ctx: BuildContext) -> EngineMetric:
     """Recall@k (stable ties and tie-aware expectation) for each configured k."""
-    return TopKRate(cfg, "recall")
+    return _top_k(cfg, "recall")
 
 
 def components(register):

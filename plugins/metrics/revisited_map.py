@@ -26,7 +26,7 @@ from hashkit.evaluation.revisited import (
     similarity,
 )
 from hashkit.interfaces import BuildContext, Metric, RetrievalProblem
-from hashkit.testing import ComponentExample
+from hashkit.testing import ComponentExample, expect
 
 
 def _protocols(inst, attribute, value):
@@ -74,8 +74,8 @@ def _example() -> ComponentExample:
     problem = RetrievalProblem(torch.randn(2, 6, generator=g), torch.randn(8, 6, generator=g), ql, dl, kind="cosine")
 
     def check(comp, out):
-        assert set(out) >= {"map_easy", "map_medium", "map_hard", "mp@1_medium", "empty_hard"}
-        assert out["empty_hard"] == 1 and 0.0 <= out["map_medium"] <= 1.0
+        expect(set(out) >= {"map_easy", "map_medium", "map_hard", "mp@1_medium", "empty_hard"}, f"keys {sorted(out)}")
+        expect(out["empty_hard"] == 1 and 0.0 <= out["map_medium"] <= 1.0, f"figures {out}")
 
     return ComponentExample(inputs=(problem,), check=check)
 

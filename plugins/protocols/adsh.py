@@ -1,4 +1,5 @@
-"""``adsh``: asymmetric deep supervised hashing as SEMICON trains it (semicon.md §7.2–7.3, losses.md §1).
+"""``adsh``: asymmetric deep supervised hashing as SEMICON trains it (``SEMICON_train.py`` of
+aassxun/SEMICON @ 885cbfe0; Jiang & Li, AAAI 2018).
 
 State (n = training/database items, m = ``num_samples``, L = bits):
 

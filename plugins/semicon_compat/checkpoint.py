@@ -12,8 +12,9 @@ The official ``models/SEMICON.py`` module has five top-level parts; in a hashkit
     W_G, W_L1, W_L2, W_L3                 hash_head.W_G, hash_head.W_L1, ...
 
 A ``module.`` prefix (``nn.DataParallel``) on official names is removed. The map is one-to-one on the
-502 keys of the official model (semicon.md §12). Buffers hashkit adds for non-official options (SEM's
-``running_sigma`` with ``sigma = "running"``) have no official name and are left untouched.
+502 keys of the official model (checked in tests/test_semicon_model.py). Buffers hashkit adds for
+non-official options (SEM's ``running_sigma`` with ``sigma = "running"``) have no official name and are
+left untouched.
 """
 
 from __future__ import annotations

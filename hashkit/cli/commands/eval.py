@@ -38,8 +38,8 @@ def evaluate_run(run_dir: Path, overrides=None, code_lengths=None, which: str = 
     from hashkit.assemble import build_dataset
     from hashkit.runs import load_run, run_code_lengths
     from hashkit.training import ddp
+    from hashkit.training.device import pick_device
     from hashkit.training.evaluate import evaluate_data
-    from hashkit.training.trainer import pick_device
     from hashkit.training.validation import carve_validation
 
     lengths = code_lengths or run_code_lengths(run_dir) or [None]

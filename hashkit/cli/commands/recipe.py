@@ -12,7 +12,8 @@ def add_parser(sub) -> None:
                        description="Validate a recipe against the registered components, or show it fully "
                                    "resolved (extends and --set applied) with a model summary.")
     rsub = p.add_subparsers(dest="recipe_command", metavar="ACTION", parser_class=type(p))
-    for name, helptext in (("validate", "check a recipe; exit 2 with a one-line error if it is invalid"),
+    for name, helptext in (("validate", "check a recipe and build its model (meta device), losses, protocol and "
+                                        "metrics for every code length; exit 2 with a one-line error"),
                            ("show", "print the resolved recipe and a model summary with parameter counts")):
         q = rsub.add_parser(name, help=helptext, description=helptext)
         q.add_argument("file", help="recipe file or built-in recipe name (e.g. semicon-demo)")
@@ -25,10 +26,15 @@ def add_parser(sub) -> None:
 
 
 def run_validate(args: argparse.Namespace) -> int:
+    from hashkit.preflight import check_recipe
     from hashkit.recipe import load_recipe
 
     recipe = load_recipe(args.file, args.overrides)
-    print(f"{recipe.source}: ok ({recipe.name}; code lengths {list(recipe.code_lengths) or '-'})")
+    notes = check_recipe(recipe)
+    print(f"{recipe.source}: ok ({recipe.name}; code lengths {list(recipe.code_lengths) or '-'}; model, losses, "
+          f"protocol and metrics built)")
+    for note in notes:
+        print(f"note: {note}")
     return 0
 
 
