@@ -259,13 +259,20 @@ def check_loss(comp, inputs, ctx):
     expect(res.value.ndim == 0 and torch.isfinite(res.value), f"loss value {res.value}")
     for k, v in res.parts.items():
         expect(v.ndim == 0, f"loss part {k} is not a scalar")
-    if res.value.requires_grad:
-        res.value.backward()
-        for name in ("logits", "descriptor", "class_logits"):
-            t = getattr(li, name)
-            if t is not None and t.grad is not None:
-                _finite(t.grad, f"gradient w.r.t. {name}")
+    # every model output the loss names in ``requires`` must receive a finite, non-zero gradient
+    named = [n for n in getattr(comp, "requires", ()) if n in _GRADIENT_INPUTS and getattr(li, n) is not None]
+    if named:
+        expect(res.value.requires_grad, f"loss value has no gradient, but the loss reads {named}")
+        grads = torch.autograd.grad(res.value, [getattr(li, n) for n in named], allow_unused=True)
+        for n, grad in zip(named, grads):
+            expect(grad is not None, f"the loss reads {n!r} but its value does not depend on it")
+            _finite(grad, f"gradient w.r.t. {n}")
+            expect(grad.abs().sum() > 0, f"zero gradient w.r.t. {n!r} on the example")
     return res
+
+
+#: the loss inputs a gradient check applies to (labels, indices and protocol state are data)
+_GRADIENT_INPUTS = ("codes", "logits", "descriptor", "class_logits")
 
 
 def check_protocol(comp, inputs, ctx):

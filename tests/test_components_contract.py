@@ -99,3 +99,38 @@ def test_conformance_checks_survive_python_O():
     assert not [node.lineno for node in ast.walk(tree) if isinstance(node, ast.Assert)]
     with pytest.raises(AssertionError, match="the message"):
         testing.expect(False, "the message")
+
+
+def _checked_loss(forward, requires):
+    """``check_component`` on a throw-away loss plugin with the given forward and requires."""
+    import types
+
+    import hashkit
+    from hashkit.interfaces import Loss, LossResult
+    from hashkit.plugin_loader import add_plugin, remove_plugin
+
+    class Probe(Loss):
+        def forward(self, inputs):
+            return LossResult(value=forward(inputs))
+
+    Probe.requires = requires
+    plugin = types.ModuleType("probe")
+    plugin.hashkit_register = hashkit.hookimpl(lambda register: register("loss", "probe_test", lambda c, ctx: Probe()))
+    add_plugin(plugin, "probe_plugin")
+    try:
+        return check_component("loss", "probe_test")
+    finally:
+        remove_plugin("probe_plugin")
+
+
+def test_loss_check_demands_a_gradient_for_every_required_input():
+    # a balance on sign(codes): a value, but no gradient (GDF-Net's author term)
+    with pytest.raises(AssertionError, match="no gradient"):
+        _checked_loss(lambda li: torch.where(li.codes >= 0, 1.0, -1.0).sum(1).pow(2).mean(), ("codes",))
+    # names the descriptor but never reads it
+    with pytest.raises(AssertionError, match="does not depend on it"):
+        _checked_loss(lambda li: li.codes.pow(2).mean(), ("codes", "descriptor"))
+    # reads it through a detached copy only: zero gradient where one is required
+    with pytest.raises(AssertionError, match="zero gradient w.r.t. 'descriptor'"):
+        _checked_loss(lambda li: li.codes.pow(2).mean() + 0.0 * li.descriptor.sum(), ("codes", "descriptor"))
+    _checked_loss(lambda li: li.codes.pow(2).mean() + li.descriptor.pow(2).mean(), ("codes", "descriptor", "labels"))

@@ -76,7 +76,7 @@ def test_channel_attention_is_identity_at_init_and_scales_channels(weight):
     assert torch.allclose(att(x).features, x * a.view(1, 5, 1, 1))
 
 
-def _brute_force_max_mask(x: torch.Tensor) -> torch.Tensor:
+def _brute_force_max_mask(x: torch.Tensor, rule: str = "peaks") -> torch.Tensor:
     b, c, h, w = x.shape
     mask = torch.zeros(b, 1, h, w)
     for i in range(b):
@@ -87,17 +87,47 @@ def _brute_force_max_mask(x: torch.Tensor) -> torch.Tensor:
                     v = float(x[i, ch, r, q])
                     if best is None or v > best:
                         best, where = v, (r, q)
-            mask[i, 0, where[0], where[1]] = 1.0
+            if rule == "first_index" or best > 0:  # "peaks": a channel without a positive value has no peak
+                mask[i, 0, where[0], where[1]] = 1.0
+        if rule == "peaks" and mask[i].sum() == 0:
+            mask[i] = 1.0  # nothing to select: every location is kept
     return mask
 
 
 @settings(max_examples=40, deadline=None)
 @given(b=st.integers(1, 2), c=st.integers(1, 6), h=st.integers(1, 5), w=st.integers(1, 5),
-       levels=st.integers(2, 4), seed=st.integers(0, 10_000))
-def test_max_mask_equals_brute_force(b, c, h, w, levels, seed):
+       levels=st.integers(2, 4), seed=st.integers(0, 10_000), rule=st.sampled_from(["peaks", "first_index"]))
+def test_max_mask_equals_brute_force(b, c, h, w, levels, seed, rule):
     g = torch.Generator().manual_seed(seed)
-    x = torch.randint(0, levels, (b, c, h, w), generator=g).float()  # few levels: many ties
-    assert torch.equal(max_mask(x), _brute_force_max_mask(x))
+    x = torch.randint(-1, levels, (b, c, h, w), generator=g).float()  # few levels: ties, zero and negative channels
+    assert torch.equal(max_mask(x, rule), _brute_force_max_mask(x, rule))
+
+
+def test_max_mask_zero_channel_does_not_keep_the_corner():
+    x = torch.zeros(1, 3, 4, 4)
+    x[0, 1, 2, 3] = 2.0  # channel 0 is zero everywhere (a dead ReLU channel), channel 2 is negative
+    x[0, 2] = -1.0
+    x[0, 2, 1, 1] = -0.5
+    expected = torch.zeros(1, 1, 4, 4)
+    expected[0, 0, 2, 3] = 1.0
+    assert torch.equal(max_mask(x), expected)
+    # the literal rule: the zero channel votes for (0, 0), the negative one for its maximum at (1, 1)
+    expected[0, 0, 0, 0] = expected[0, 0, 1, 1] = 1.0
+    assert torch.equal(max_mask(x, "first_index"), expected)
+    att = make_component("attention", "max_mask", {"rule": "first_index", "emit_maps": True}, _ctx(3))
+    assert torch.equal(att(x).maps, expected)
+
+
+def test_max_mask_peaks_from_the_first_group():
+    x = torch.zeros(1, 4, 5, 5)
+    x[0, 0, 2, 2] = 1.0  # group 0 (unfiltered): peak at (2, 2)
+    x[0, 2:, 1:4, 1:4] = 1.0  # group 1 (its 3x3 max filter): a plateau whose first index is (1, 1)
+    att = make_component("attention", "max_mask", {"groups": 2, "emit_maps": True, "peaks_from": "first_group"},
+                         _ctx(4))
+    maps = att(x).maps
+    assert maps.shape == (1, 2, 5, 5) and maps.sum() == 2 and maps[0, 0, 2, 2] == maps[0, 1, 2, 2] == 1.0
+    own = make_component("attention", "max_mask", {"groups": 2, "emit_maps": True}, _ctx(4))(x).maps
+    assert own[0, 1, 1, 1] == 1.0 and own[0, 1].sum() == 1
 
 
 def test_max_mask_attention_groups_mask_each_group_separately():

@@ -58,24 +58,48 @@ def test_gem_p_is_learnable():
     assert not any(n == "p" for n, _ in _agg("gem", {"learn_p": False}).named_parameters())
 
 
-def test_masked_multiscale_gem_matches_literal_reference():
+@pytest.mark.parametrize("rule", ["peaks", "first_index"])
+def test_masked_multiscale_gem_matches_literal_reference(rule):
     torch.manual_seed(0)
     x = torch.rand(2, 3, 4, 5)
+    x[1, 2] = 0.0  # a dead channel: no vote under "peaks", votes for (0, 0) under "first_index"
     p = 3.0
-    agg = _agg("gem", {"scales": [1, 3], "mask": "max", "p": p, "normalize": False}, c=3)
+    agg = _agg("gem", {"scales": [1, 3], "mask": "max", "mask_rule": rule, "p": p, "normalize": False}, c=3)
     got = _run(agg, x)
     expected = torch.zeros(2, 3)
     for k in (1, 3):
         y = x if k == 1 else F.max_pool2d(x, k, 1, k // 2)
+        source = x if rule == "peaks" else y  # "peaks": the unfiltered map's peaks for every scale
         for b in range(2):
             kept = set()
             for c in range(3):
-                flat = [float(v) for v in y[b, c].flatten()]
-                kept.add(flat.index(max(flat)))
+                flat = [float(v) for v in source[b, c].flatten()]
+                if rule == "first_index" or max(flat) > 0:
+                    kept.add(flat.index(max(flat)))
             for c in range(3):
                 vals = [float(y[b, c].flatten()[i]) for i in sorted(kept)]
                 expected[b, c] += (sum(max(v, 1e-6) ** p for v in vals) / len(vals)) ** (1 / p) / 2
     assert torch.allclose(got, expected, atol=1e-5)
+
+
+def test_scale_windows_are_centred_on_the_peaks():
+    # one peak at (3, 3) in a 7x7 map; channel 1 tells where the 5x5 window was pooled
+    x = torch.full((1, 2, 7, 7), 0.1)
+    x[0, 0, 3, 3] = 1.0
+    x[0, 1, 5, 5] = 0.7  # inside the 5x5 window centred on (3, 3), outside the one centred on (1, 1)
+    x[0, 1, 0, 0] = 0.6  # inside the window centred on (1, 1) only
+    x[0, 1, 6, 6] = 0.9  # channel 1's own peak, far from both windows
+    centred = _agg("gem", {"scales": [5], "mask": "max", "p": 1.0, "normalize": False}, c=2)
+    literal = _agg("gem", {"scales": [5], "mask": "max", "mask_rule": "first_index", "p": 1.0, "normalize": False},
+                   c=2)
+    y = F.max_pool2d(x, 5, 1, 2)
+    # peaks at (3, 3) and (6, 6): the mean of the filtered map there
+    assert torch.allclose(_run(centred, x), (y[0, :, 3, 3] + y[0, :, 6, 6])[None] / 2)
+    assert torch.allclose(_run(centred, x)[0, 1], torch.tensor((0.7 + 0.9) / 2))
+    # the literal rule keeps the plateaus' top-left corners (1, 1) and (4, 4)
+    assert max_mask(y, "first_index")[0, 0].nonzero().tolist() == [[1, 1], [4, 4]]
+    assert torch.allclose(_run(literal, x), (y[0, :, 1, 1] + y[0, :, 4, 4])[None] / 2)
+    assert torch.allclose(_run(literal, x)[0, 1], torch.tensor((0.6 + 0.9) / 2))
 
 
 def test_whitening_is_identity_at_init_and_learnable():

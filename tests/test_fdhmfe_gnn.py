@@ -140,3 +140,56 @@ def test_whole_model_trains_end_to_end():
     assert losses.losses[0].proxies.grad.abs().sum() > 0
     names = [n for n, _ in losses.named_parameters()]
     assert names == ["losses.0.proxies"]
+
+
+def _fg_bg_model(background_view=True):
+    from hashkit.assemble import build_losses, build_model, build_ref
+    from hashkit.recipe.load import load_recipe
+
+    r = load_recipe("recipes/fdhmfe-demo.toml", {"model.attention": [
+        {"name": "background_suppression", "background_view": background_view}],
+        "losses[1].mining": "fg_bg", "model.backbone.width": 4})
+    torch.manual_seed(0)
+    model = build_model(r, 12, 4)
+    return model, build_losses(r, model, build_ref(r.protocol, BuildContext()), 12, 4)
+
+
+def test_background_view_is_the_background_through_the_same_network():
+    from hashkit.interfaces import AggregationInput
+
+    model, _ = _fg_bg_model()
+    x = torch.randn(6, 3, 32, 32)
+    out = model(x)
+    buffers = {name: b.clone() for name, b in model.named_buffers()}
+    assert out.extras["background.codes"].shape == (6, 12)
+    # literal: backbone stages, C5 * (1 - M) and mask 1 - M into the aggregation (which masks the other stages),
+    # then the head, all in training mode (batch statistics)
+    stages = model.backbone(x, model.taps)
+    m = model.attention[0](stages["stage4"]).extras["foreground_mask"]
+    agg = model.aggregation(AggregationInput(features=stages["stage4"] * (1 - m), maps=1 - m, stages=stages, image=x))
+    torch.testing.assert_close(out.extras["background.codes"], model.hash_head(agg.descriptors).codes)
+    assert not torch.allclose(out.extras["background.codes"], out.codes)
+    # the view does not enter the BatchNorm running statistics, and evaluation makes no view
+    plain, _ = _fg_bg_model(background_view=False)
+    plain(x)
+    for name, b in plain.named_buffers():
+        if "running" in name or "num_batches" in name:
+            torch.testing.assert_close(buffers[name], b, msg=name)
+    assert "background.codes" not in model.eval()(x).extras
+
+
+def test_fg_bg_triplet_sends_gradient_through_the_background_code():
+    from hashkit.interfaces import LossInputs
+
+    model, losses = _fg_bg_model()
+    out = model(torch.randn(8, 3, 32, 32))
+    background = out.extras["background.codes"]
+    background.retain_grad()
+    labels = torch.nn.functional.one_hot(torch.arange(8) % 4, 4).float()
+    triplet = losses.losses[1]
+    res = triplet(LossInputs(codes=out.codes, labels=labels, extras=out.extras))
+    assert res.value > 0
+    res.value.backward()
+    assert background.grad is not None and background.grad.abs().sum() > 0
+    # and from the background code on into the network (the aggregation sees the background stages)
+    assert model.aggregation.nodes.parameters().__next__().grad.abs().sum() > 0

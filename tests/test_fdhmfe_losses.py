@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
 from hashkit.assemble import make_component
+from hashkit.errors import ContractError
 from hashkit.interfaces import BuildContext, LossInputs
 
 
@@ -135,14 +137,56 @@ def test_hhf_tau_rule_for_other_cases():
     from hashkit_plugins.losses.hash_centers import build_centers, min_pairwise_distance
     from hashkit_plugins.losses.hhf import hhf_tau
 
-    for L, classes in [(12, 10), (16, 10), (12, 555), (48, 555)]:
+    for L, classes in [(12, 10), (16, 10), (16, 555), (64, 292)]:
         got, source = hhf_tau(L, classes)
         d = min_pairwise_distance(build_centers(classes, L))
         assert got == pytest.approx(1 - 2 * d / L) and source.startswith("hashkit codebook")
     # 10 classes fit in the Paley rows of order 12: distance L/2, tau 0
     assert hhf_tau(12, 10)[0] == pytest.approx(0.0)
-    # 555 balanced 12-bit codes (924 exist) can only reach distance 2 (balanced codes differ in an even count)
-    assert hhf_tau(12, 555)[0] == pytest.approx(1 - 4 / 12)
+
+
+def test_hhf_tau_for_292_and_555_classes_from_linear_codes():
+    from hashkit_plugins.losses.hhf import hhf_tau
+
+    # tau = 1 - 2 d / L with d = 2 (even weight), 8 (Golay), 12 (BCH), 20 / 19 (punctured BCH)
+    expected = {292: {12: 2 / 3, 24: 1 / 3, 32: 0.25, 48: 1 / 6}, 555: {12: 2 / 3, 24: 1 / 3, 32: 0.25, 48: 5 / 24}}
+    for classes, row in expected.items():
+        for L, tau in row.items():
+            got, source = hhf_tau(L, classes)
+            assert got == pytest.approx(tau), (classes, L)
+            assert source.startswith("hashkit linear code")
+    # tighter than the codebook rule they replace (0.667 / 0.5 / 0.5 / 0.333 for 555 classes)
+    assert all(hhf_tau(L, 555)[0] < old for L, old in [(24, 0.5), (32, 0.5), (48, 1 / 3)])
+
+
+@pytest.mark.parametrize("m", [9, 10])
+@pytest.mark.parametrize("L", [12, 24, 32, 48])
+def test_linear_codes_reach_their_minimum_distance(m, L):
+    from hashkit_plugins.losses._linear_codes import CONSTRUCTED_DMIN, codeword_weights, construction
+
+    rows = construction(L, m)[1]()
+    assert len(rows) == m and all(0 < r < 1 << L for r in rows)
+    weights = codeword_weights(rows)  # all 2^m codewords, enumerated
+    assert (weights[1:] > 0).all()  # the rows are independent: 2^m distinct codewords
+    assert weights[1:].min() == CONSTRUCTED_DMIN[m][L]
+
+
+def test_parent_codes_have_their_textbook_weight_distributions():
+    from hashkit_plugins.losses._linear_codes import (GOLAY_23, bch_generator, codeword_weights, cyclic_rows,
+                                                      with_parity)
+
+    def distribution(rows):
+        values, counts = np.unique(codeword_weights(rows), return_counts=True)
+        return dict(zip(values.tolist(), counts.tolist()))
+
+    # extended Golay [24, 12, 8]: 1, 759, 2576, 759, 1 (MacWilliams & Sloane, ch. 2)
+    assert distribution(with_parity(cyclic_rows(GOLAY_23, 23, 12), 23)) == {0: 1, 8: 759, 12: 2576, 16: 759, 24: 1}
+    # BCH (31, 11), t = 5: generator 5423325 (octal) in the usual tables; extended: 1, 496, 1054, 496, 1
+    g = bch_generator(5, 0b100101, 11)
+    assert g == 0o5423325
+    assert distribution(with_parity(cyclic_rows(g, 31, 11), 31)) == {0: 1, 12: 496, 16: 1054, 20: 496, 32: 1}
+    # extended BCH [64, 10, 28] (BCH (63, 10), t = 13), the code punctured for L = 48
+    assert min(codeword_weights(with_parity(cyclic_rows(bch_generator(6, 0b1000011, 24), 63, 10), 63))[1:]) == 28
 
 
 def test_csq_matches_formula():
@@ -263,6 +307,33 @@ def test_triplet_reads_extras():
     res = loss(LossInputs(codes=None, labels=labels, extras={"view_codes": torch.tanh(logits)}))
     ref = _triplet_reference(torch.tanh(logits), labels, "cosine", 0.2, "batch_hard")
     assert res.value.item() == pytest.approx(float(ref))
+
+
+@pytest.mark.parametrize("distance", ["cosine", "hamming"])
+def test_triplet_fg_bg_matches_formula(distance):
+    logits, labels = _inputs(b=8, L=12, C=3, seed=7)
+    background = torch.randn(8, 12, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    loss = make_component("loss", "triplet", {"mining": "fg_bg", "distance": distance, "margin": 0.3},
+                          BuildContext(code_length=12)).double()
+    assert loss.requires == ("codes", "labels", "extras.background.codes")
+    u_leaf, b_leaf = logits.requires_grad_(), background.requires_grad_()
+
+    def reference():
+        u, bg = torch.tanh(u_leaf), torch.tanh(b_leaf)
+        terms = []
+        for a in range(8):  # farthest positive vs the anchor's own background code
+            ps = [_dist(u[a], u[p], distance) for p in range(8) if p != a and (labels[a] * labels[p]).sum() > 0]
+            if ps:
+                terms.append(torch.relu(max(ps) - _dist(u[a], bg[a], distance) + 0.3))
+        return sum(terms) / len(terms)
+
+    res = loss(LossInputs(codes=torch.tanh(u_leaf), labels=labels,
+                          extras={"background.codes": torch.tanh(b_leaf)}))
+    (grad_background,) = torch.autograd.grad(res.value, b_leaf, retain_graph=True)
+    assert grad_background.abs().sum() > 0  # the background codes are pushed away from their anchors
+    _grad_check(res.value, reference, u_leaf, (b_leaf,))
+    with pytest.raises(ContractError, match="background_view = true"):
+        loss(LossInputs(codes=torch.tanh(logits), labels=labels))
 
 
 @pytest.mark.parametrize("form", ["l2", "sign_gap", "log_cosh"])

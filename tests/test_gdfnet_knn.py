@@ -188,3 +188,17 @@ def test_knn_graph_needs_maps_and_enough_nodes():
         make_component("aggregation", "knn_graph", {}, BuildContext(in_spec=spec, num_maps=0))
     with pytest.raises(ContractError, match="exceeds"):
         make_component("aggregation", "knn_graph", {"k": 5}, BuildContext(in_spec=spec, num_maps=3))
+
+
+def test_knn_graph_warns_about_a_large_hash_layer():
+    import warnings
+
+    # GDF-Net's own size: 3 x 32 x 768 = 73,728 dims, 3.5 M hash weights at 48 bits: no warning
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        make_component("aggregation", "knn_graph", {}, BuildContext(in_spec=FeatureSpec(768, 16), num_maps=32,
+                                                                    code_length=48))
+    # ResNet-50 layer4 (C = 2048) with 32 maps: 196,608 dims, 9.4 M weights
+    with pytest.warns(UserWarning, match="196,608 dims .* 9,437,184 weights"):
+        make_component("aggregation", "knn_graph", {}, BuildContext(in_spec=FeatureSpec(2048, 32), num_maps=32,
+                                                                    code_length=48))

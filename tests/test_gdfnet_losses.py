@@ -16,7 +16,8 @@ from hashkit.testing import check_component
 
 RECIPES = Path(__file__).resolve().parent.parent / "recipes"
 
-LOSSES = ["cauchy_cross_entropy", "cauchy_quantization", "bit_balance", "bit_decorrelation", "center_loss"]
+LOSSES = ["cauchy_cross_entropy", "cauchy_quantization", "bit_balance", "bit_decorrelation", "center_loss",
+          "gdfnet_hash"]
 
 
 def _batch(b=7, length=10, classes=4, seed=0, multi=False):
@@ -152,6 +153,33 @@ def test_gdfnet_recipes_pair_cauchy_quantization_with_a_bounded_output():
         assert cq, path
         assert all(ref.config.input == "codes" for ref in cq), path
         assert recipe.hash_head.name == "linear" and recipe.hash_head.config.activation == "tanh", path
+
+
+# ---------------------------------------------------------------- the author code's hash loss (faithful option)
+def test_gdfnet_hash_is_the_author_hash_loss():
+    h = torch.randn(5, 12, generator=torch.Generator().manual_seed(4)) * 2
+    h[0, 0] = 0.0  # sgn(0) = +1, as the author's torch.where(h >= 0, 1, -1)
+    x = h.clone().requires_grad_()
+    res = _loss("gdfnet_hash")(LossInputs(logits=x))
+    # literal transcription of hash_loss: a B x B matrix whose row i holds sum_k sgn(h_ik), squared, averaged
+    b, length = h.shape
+    signs = torch.where(h >= 0, 1.0, -1.0)
+    matrix = signs @ torch.ones(length, b)
+    balance = matrix.pow(2).mean()
+    quant = (h.abs() - 1).pow(2).mean()
+    assert res.value.item() == pytest.approx(float((balance + quant) / b), rel=1e-6)
+    assert res.parts["balance"].item() == pytest.approx(float(balance), rel=1e-6)
+    # the balance has no gradient: the gradient is that of the quantisation alone, 2 (|h| - 1) sgn(h) / (B L B)
+    (grad,) = torch.autograd.grad(res.value, x)
+    torch.testing.assert_close(grad, 2 * (h.abs() - 1) * torch.sign(h) / (b * length * b))
+
+
+def test_faithful_recipe_swaps_the_code_losses_only():
+    base, faithful = load_recipe(RECIPES / "gdfnet.toml"), load_recipe(RECIPES / "gdfnet-faithful.toml")
+    assert [r.name for r in faithful.losses] == ["cross_entropy", "center_loss", "gdfnet_hash"]
+    assert faithful.losses[2].config.input == "logits" and faithful.losses[2].weight == 1.0
+    assert [(r.name, r.config) for r in faithful.losses[:2]] == [(r.name, r.config) for r in base.losses[:2]]
+    assert (faithful.model, faithful.data, faithful.optimizer) == (base.model, base.data, base.optimizer)
 
 
 # ---------------------------------------------------------------- bit balance and decorrelation

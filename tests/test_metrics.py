@@ -158,7 +158,13 @@ def test_semicon_parity_mode_on_tie_free_input():
 @pytest.mark.parametrize("multi", [False, True])
 @pytest.mark.parametrize("bits", [3, 12, 70])
 @pytest.mark.parametrize("drop_last", [False, True])
-def test_hamming_metrics_equal_literal_reference(multi, bits, drop_last):
+@pytest.mark.parametrize("kernel", ["numba", "numpy"])
+def test_hamming_metrics_equal_literal_reference(multi, bits, drop_last, kernel, monkeypatch):
+    from hashkit.evaluation import hamming_ranks
+
+    if kernel == "numba" and not hamming_ranks.AVAILABLE:
+        pytest.skip("numba (the fast extra) is not installed")
+    monkeypatch.setenv("HASHKIT_HAMMING_KERNEL", kernel)
     rng = np.random.default_rng(bits * 7 + multi + 2 * drop_last)
     q, d, ql, dl = random_problem(rng, 13, 60, bits, 4, multi)
     ks = (1, 5, 17, 100)

@@ -41,10 +41,15 @@ def test_unknown_name_lists_closest_matches():
     assert "unknown backbone 'tiny_cn'" in msg and "closest: tiny_cnn" in msg and "available:" in msg
 
 
-def test_every_kind_is_a_registry_section():
+def test_every_kind_is_a_registry_section_with_built_ins():
     reg = get_registry()
     for kind in KINDS:
-        reg.names(kind)  # does not raise
+        names = reg.names(kind)
+        assert names == sorted(names) and names, f"no built-in {kind}"
+        assert all(reg.get(kind, n).kind == kind and (kind, n) in reg for n in names)
+        assert [e.name for e in reg.entries(kind)] == names
+    with pytest.raises(UnknownComponentError, match="unknown component kind 'losses'"):
+        reg.get("losses", "hhf")
 
 
 def test_duplicate_from_python_plugin_names_both():

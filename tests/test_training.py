@@ -93,6 +93,7 @@ def test_nan_stop_via_cli_is_one_line_exit_2(tmp_path, capsys):
     (ScheduleSection(name="constant"), [1, 1, 1, 1, 1, 1]),
     (ScheduleSection(name="multistep", milestones=(2, 4), gamma=0.1), [1, 1, 0.1, 0.1, 0.01, 0.01]),
     (ScheduleSection(name="step", step_size=3, gamma=0.5), [1, 1, 1, 0.5, 0.5, 0.5]),
+    (ScheduleSection(name="exponential", gamma=math.exp(-0.01)), [math.exp(-0.01 * t) for t in range(6)]),
     (ScheduleSection(name="multistep", milestones=(3,), warmup=2), [0.5, 1, 1, 0.1, 0.1, 0.1]),
     # cosine over 6 units to min_lr = 0: (1 + cos(pi t / 6)) / 2
     (ScheduleSection(name="cosine"), [1.0, 0.9330127, 0.75, 0.5, 0.25, 0.0669873]),

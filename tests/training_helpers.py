@@ -153,6 +153,23 @@ def adsh_recipe(**sections: Any) -> dict[str, Any]:
 
 
 # -------------------------------------------------------------------------------------- reading results
+def untrained_scores(recipe, code_length: int | None) -> dict[str, dict[str, Any]]:
+    """Scores of ``recipe``'s model at initialisation, built as the trainer builds it (``tools/untrained_baseline.py``).
+
+    Keyed like a run's results (``"encoded"``, ``"descriptor"``); protocols with learned database codes are
+    not supported here (no demo test needs them).
+    """
+    from hashkit.assemble import build
+    from hashkit.training.evaluate import evaluate_model
+    from hashkit.training.seeding import derive_seed, seed_globals
+
+    seed_globals(derive_seed(recipe.seed, code_length, "init"))
+    built = build(recipe, code_length)
+    return evaluate_model(built.model.eval(), recipe, query=built.data.split("query"),
+                          database=built.data.split("database"), learned=None, device=torch.device("cpu"),
+                          kinds=("encoded",)).scores
+
+
 def final_state(run_dir: Path, code_length: int) -> dict[str, Tensor]:
     """Model, protocol and optimiser tensors of the last checkpoint plus every code of the final evaluation."""
     from hashkit.training.checkpoint import load_checkpoint

@@ -21,9 +21,9 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import torch
 
-from hashkit.codes.packing import hamming_distances, pack_codes, to_words
+from hashkit.codes.packing import pack_codes, to_words
 from hashkit.errors import ContractError
-from hashkit.evaluation.average_precision import BlockStats, hamming_block_stats, sorted_block_stats
+from hashkit.evaluation.average_precision import BlockStats, packed_hamming_block_stats, sorted_block_stats
 from hashkit.evaluation.precision_recall import RadiusAccumulator
 from hashkit.evaluation.relevance import Relevance
 from hashkit.interfaces import RetrievalProblem
@@ -117,8 +117,8 @@ class _HammingDistances:
         self.num_queries, self.num_database = len(self.query), len(self.database)
 
     def block_stats(self, start: int, stop: int, relevance: Relevance, ks, drop_last_item: bool) -> BlockStats:
-        dist = hamming_distances(self.query[start:stop], self.database)
-        return hamming_block_stats(dist, relevance.pairs(start, stop), self.num_bits, ks, drop_last_item)
+        return packed_hamming_block_stats(self.query[start:stop], self.database, self.num_bits,
+                                          relevance.pairs(start, stop), ks, drop_last_item)
 
 
 class _CosineDistances:

@@ -1,7 +1,11 @@
 """Per-query ranking statistics for one block of queries: AP (stable ties), tie-aware expected AP, top-k sums.
 
-Two kernels give the same :class:`BlockStats`:
+Three kernels give the same :class:`BlockStats`:
 
+- :func:`packed_hamming_block_stats`: packed codes in, the entry point for Hamming evaluation. With numba
+  installed (``fast`` extra) it runs the fused compiled counting pass of :mod:`hashkit.evaluation.hamming_ranks`
+  (distances are never stored); otherwise, or with ``HASHKIT_HAMMING_KERNEL=numpy``, it computes the distance
+  block with numpy and calls :func:`hamming_block_stats`. Both give the same values (tested).
 - :func:`hamming_block_stats`: integer distances ``0..L`` (Hamming). No sorting: the rank of a relevant item
   ``j`` under the stable order (distance, then database index) is
   ``#{d_i < d_j} + #{i <= j : d_i = d_j}``; the first term comes from per-query distance histograms, the
@@ -21,10 +25,21 @@ to ``sum_j rel_j P@j`` (``H`` = harmonic numbers); positions beyond ``k`` are cu
 from __future__ import annotations
 
 import functools
+import os
 from typing import Sequence
 
 import attrs
 import numpy as np
+
+from hashkit.codes.packing import hamming_distances
+from hashkit.errors import ContractError
+from hashkit.evaluation.harmonic import HARMONIC_SMALL, harmonic_difference
+
+__all__ = ["BlockStats", "HAMMING_KERNELS", "hamming_block_stats", "hamming_kernel", "harmonic_difference",
+           "packed_hamming_block_stats", "sorted_block_stats", "tie_aware_sums"]
+
+#: values of ``HASHKIT_HAMMING_KERNEL`` / the ``backend`` argument of :func:`packed_hamming_block_stats`
+HAMMING_KERNELS = ("auto", "numba", "numpy")
 
 
 @attrs.define
@@ -47,33 +62,6 @@ class BlockStats:
     ap_tie_sum_k: dict[int, np.ndarray]
     hist: np.ndarray | None = None
     hist_rel: np.ndarray | None = None
-
-
-_SMALL = 64
-_HARMONIC_SMALL = np.concatenate([[0.0], np.cumsum(1.0 / np.arange(1, _SMALL))])  # H[0..63]
-
-
-def harmonic_difference(p: np.ndarray, m: np.ndarray) -> np.ndarray:
-    """``sum_{i=1..m} 1/(p+i) = H(p+m) - H(p)`` elementwise (float64, accurate to a few ulp).
-
-    A table of ``H`` would lose digits for large ``p`` (``H`` ~ 12 while the difference may be ~1e-5), so the
-    part above 63 uses ``psi(y) - psi(x)`` with ``x = max(p, 63) + 1``, ``y = p + m + 1``: ``log1p((y-x)/x)``
-    plus the asymptotic terms written as differences without cancellation (error < 1e-19 for ``x >= 64``).
-    """
-    p = np.asarray(p, dtype=np.float64)
-    end = p + np.asarray(m, dtype=np.float64)
-    # the part of 1/(p+1) .. 1/(p+m) with denominators <= 63, from the small exact table
-    lo, hi = np.minimum(p, _SMALL - 1).astype(np.int64), np.minimum(end, _SMALL - 1).astype(np.int64)
-    small = _HARMONIC_SMALL[hi] - _HARMONIC_SMALL[lo]
-    # the part with denominators >= 64
-    x = np.maximum(p, _SMALL - 1) + 1.0
-    y = np.maximum(end, _SMALL - 1) + 1.0
-    n = y - x
-    x2, y2 = x * x, y * y
-    large = (np.log1p(n / x) + n / (2 * x * y) + n * (x + y) / (12 * x2 * y2)
-             - n * (x + y) * (x2 + y2) / (120 * x2 * x2 * y2 * y2)
-             + n * (x + y) * (x2 + x * y + y2) * (x2 - x * y + y2) / (252 * x2 ** 3 * y2 ** 3))
-    return small + large
 
 
 def tie_aware_sums(group_sizes: np.ndarray, group_relevant: np.ndarray, ks: Sequence[int]
@@ -190,6 +178,52 @@ def hamming_block_stats(dist: np.ndarray, pairs: tuple[np.ndarray, np.ndarray], 
     hist_rel = np.bincount(qi * v + d, minlength=b * v).reshape(b, v)
     tie_total, tie_k, tie_hits = tie_aware_sums(hist, hist_rel, ks)
     return BlockStats(num_rel.astype(np.float64), ap_sum, tie_total, hits, ap_k, tie_hits, tie_k, hist, hist_rel)
+
+
+def hamming_kernel(backend: str | None = None) -> str:
+    """The Hamming kernel that runs: ``"numba"`` or ``"numpy"``.
+
+    ``backend`` (default: the ``HASHKIT_HAMMING_KERNEL`` environment variable, else ``"auto"``): ``"auto"``
+    takes numba when it is installed; ``"numba"`` without numba is an error.
+    """
+    choice = backend or os.environ.get("HASHKIT_HAMMING_KERNEL") or "auto"
+    if choice not in HAMMING_KERNELS:
+        raise ContractError(f"Hamming kernel must be one of {HAMMING_KERNELS}, found {choice!r} "
+                            f"(HASHKIT_HAMMING_KERNEL or backend=)")
+    if choice == "numpy":
+        return choice
+    from hashkit.evaluation import hamming_ranks  # imports numba (seconds) on the first Hamming evaluation only
+
+    if choice == "numba" and not hamming_ranks.AVAILABLE:
+        raise ContractError("the numba Hamming kernel was requested but numba is not installed "
+                            "(pip install 'hashkit[fast]')")
+    return "numba" if hamming_ranks.AVAILABLE else "numpy"
+
+
+def packed_hamming_block_stats(query_words: np.ndarray, database_words: np.ndarray, num_bits: int,
+                               pairs: tuple[np.ndarray, np.ndarray], ks: Sequence[int] = (),
+                               drop_last_item: bool = False, backend: str | None = None) -> BlockStats:
+    """Statistics of a query block from packed codes (uint64 words ``(B, W)``, ``(N, W)``; see
+    :func:`hashkit.codes.packing.to_words`), with the ranking and ``pairs`` of :func:`hamming_block_stats`.
+
+    ``backend``: see :func:`hamming_kernel`.
+    """
+    if hamming_kernel(backend) == "numpy":
+        dist = hamming_distances(query_words, database_words)
+        return hamming_block_stats(dist, pairs, num_bits, ks, drop_last_item)
+    b = query_words.shape[0]
+    rows, cols = pairs
+    counts = np.bincount(np.asarray(rows, dtype=np.intp), minlength=b)
+    starts = np.zeros(b + 1, dtype=np.int64)
+    np.cumsum(counts, out=starts[1:])
+    ks = list(ks)
+    from hashkit.evaluation.hamming_ranks import relevant_rank_stats
+
+    hist, hist_rel, num_rel, ap_sum, hits, ap_k, tie_total, tie_hits, tie_k = relevant_rank_stats(
+        query_words, database_words, num_bits, starts, cols, np.asarray(ks, dtype=np.int64), drop_last_item,
+        HARMONIC_SMALL)
+    return BlockStats(num_rel, ap_sum, tie_total, dict(zip(ks, hits)), dict(zip(ks, ap_k)), dict(zip(ks, tie_hits)),
+                      dict(zip(ks, tie_k)), hist, hist_rel)
 
 
 def sorted_block_stats(dist: np.ndarray, rel: np.ndarray, ks: Sequence[int] = (),

@@ -9,7 +9,10 @@ Tensor contract
   - ``maps``: ``(B, num_maps, H, W)`` float, non-negative, or ``None`` when ``num_maps == 0``. Maps of a
     cascade are concatenated in order and handed to the aggregation (SEMICON's local branches, WS-DAN's
     bilinear pooling) and to ``hashkit attention`` for overlays;
-  - ``extras``: named tensors for losses (e.g. a background-suppressed view), may be empty.
+  - ``extras``: named tensors for losses (e.g. a background-suppressed view), may be empty. Two keys are
+    read by the model in training: ``"views"`` ``{name: (B, 3, H_in, W_in)}`` images to encode, and
+    ``"feature_views"`` ``{name: (features, maps)}``, this attention's output for another view of the same
+    images, run through the rest of the model (:mod:`hashkit.model.hashing_model`).
 - Same shapes in train and eval; a component may behave differently (e.g. running statistics).
 """
 

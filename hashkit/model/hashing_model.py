@@ -7,11 +7,23 @@ Data flow (shapes for one batch of B images)::
                  attention[0..]  ─▶ features (B,C',H_t,W_t), maps (B,K,H_t,W_t) concatenated
                  aggregation     ─▶ descriptors {name: (B,D_name)}
                  hash_head       ─▶ logits, codes (B,L), class_logits (B,C)        (optional)
+
+Views (training only) reach the losses as extras ``"<name>.<field>"`` (``codes``, ``logits``,
+``class_logits``, ``descriptor``):
+
+- image views: an attention or aggregation extra ``"views"`` ``{name: (B,3,H,W)}`` is encoded by the whole
+  model (WS-DAN's attention crops);
+- feature views: attention ``i``'s extra ``"feature_views"`` ``{name: (features, maps)}`` (its output
+  features and maps for another view of the same images, e.g. FDH-MFE's background ``x ⊙ (1 - M)``) goes
+  through the rest of the cascade, the aggregation and the head, with attention ``i``'s maps replaced by
+  the view's. BatchNorm layers normalise the view with its own batch statistics but do not fold them into
+  their running statistics, so evaluation statistics stay those of the model's own view.
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+import contextlib
+from typing import Iterator, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -66,30 +78,44 @@ class HashingModel(nn.Module):
         ``codes``, ``logits``, ``class_logits`` and ``descriptor`` (views of views are not made)."""
         stages = self.backbone(x, self.taps)
         features = stages[self.tap]
-        maps: list[Tensor] = []
+        maps: list[Tensor | None] = []
         extras: dict = {}
-        for att in self.attention:
+        feature_views: dict[str, tuple[int, Tensor, Tensor | None]] = {}
+        for i, att in enumerate(self.attention):
             out = att(features)
             features = out.features
-            if out.maps is not None:
-                maps.append(out.maps)
-            extras.update(out.extras)
-        all_maps = torch.cat(maps, dim=1) if maps else None
-        agg = self.aggregation(AggregationInput(features=features, maps=all_maps, stages=stages, image=x))
-        extras.update(agg.extras)
-        pending_views = extras.get("views")
+            maps.append(out.maps)
+            extras.update({k: v for k, v in out.extras.items() if k != "feature_views"})
+            for name, (view_features, view_maps) in out.extras.get("feature_views", {}).items():
+                feature_views[name] = (i, view_features, view_maps)
+        result = self._aggregate_and_hash(features, maps, stages, x)
+        result.extras = {**extras, **result.extras}
+        pending_views = result.extras.get("views")
+        if views and self.training and pending_views:
+            for name, images in pending_views.items():
+                _add_view(result, name, self.forward(images, views=False))
+        if views and self.training and feature_views:
+            with _running_stats_kept(self):
+                for name, (i, view_features, view_maps) in feature_views.items():
+                    view_map_list = [*maps[:i], view_maps]
+                    for att in self.attention[i + 1:]:  # the rest of the cascade, on the view
+                        out = att(view_features)
+                        view_features = out.features
+                        view_map_list.append(out.maps)
+                    _add_view(result, name, self._aggregate_and_hash(view_features, view_map_list, stages, x))
+        return result
+
+    def _aggregate_and_hash(self, features: Tensor, maps: list[Tensor | None], stages: dict[str, Tensor],
+                            image: Tensor) -> ModelOutput:
+        present = [m for m in maps if m is not None]
+        all_maps = torch.cat(present, dim=1) if present else None
+        agg = self.aggregation(AggregationInput(features=features, maps=all_maps, stages=stages, image=image))
         descriptor = torch.cat(list(agg.descriptors.values()), dim=1)
-        result = ModelOutput(descriptor=descriptor, descriptors=agg.descriptors, maps=all_maps, extras=extras)
+        result = ModelOutput(descriptor=descriptor, descriptors=agg.descriptors, maps=all_maps,
+                             extras=dict(agg.extras))
         if self.hash_head is not None:
             head = self.hash_head(agg.descriptors)
             result.codes, result.logits, result.class_logits = head.codes, head.logits, head.class_logits
-        if views and self.training and pending_views:
-            for name, images in pending_views.items():
-                sub = self.forward(images, views=False)
-                for field in ("codes", "logits", "class_logits", "descriptor"):
-                    value = getattr(sub, field)
-                    if value is not None:
-                        result.extras[f"{name}.{field}"] = value
         return result
 
     @torch.no_grad()
@@ -101,6 +127,29 @@ class HashingModel(nn.Module):
         if out.codes is None:
             raise ContractError("this model has no hash head: use its descriptor (model(x).descriptor)")
         return binarize(out.codes, zero_to=self.zero_to)
+
+
+def _add_view(result: ModelOutput, name: str, view: ModelOutput) -> None:
+    for field in ("codes", "logits", "class_logits", "descriptor"):
+        value = getattr(view, field)
+        if value is not None:
+            result.extras[f"{name}.{field}"] = value
+
+
+@contextlib.contextmanager
+def _running_stats_kept(module: nn.Module) -> Iterator[None]:
+    """BatchNorm layers in training mode use batch statistics but leave their running statistics unchanged."""
+    norms = [m for m in module.modules()
+             if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training and m.track_running_stats]
+    saved = [(m, m.momentum, m.num_batches_tracked.clone()) for m in norms]
+    for m in norms:
+        m.momentum = 0.0  # running = (1 - 0) * running + 0 * batch
+    try:
+        yield
+    finally:
+        for m, momentum, tracked in saved:
+            m.momentum = momentum
+            m.num_batches_tracked.copy_(tracked)
 
 
 def check_contracts(model: HashingModel) -> None:

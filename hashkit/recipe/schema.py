@@ -47,6 +47,16 @@ class TransformSection:
     scale: tuple[float, float] = (0.08, 1.0)
     ratio: tuple[float, float] = (0.75, 4.0 / 3.0)
     hflip: bool = True
+    #: how ``resize`` applies: "shorter" side to ``resize`` (aspect kept), or "square" (squash to resize x resize)
+    resize_mode: Literal["shorter", "square"] = "shorter"
+    #: train only: "random_resized" = RandomResizedCrop(crop, scale, ratio); "random" = Resize(resize,
+    #: resize_mode) + RandomCrop(crop) (WS-DAN)
+    crop_mode: Literal["random_resized", "random"] = "random_resized"
+    #: train only: ColorJitter ranges after the flip (0 = off), torchvision's meaning
+    brightness: float = attrs.field(default=0.0, validator=attrs.validators.ge(0.0))
+    contrast: float = attrs.field(default=0.0, validator=attrs.validators.ge(0.0))
+    saturation: float = attrs.field(default=0.0, validator=attrs.validators.ge(0.0))
+    hue: float = attrs.field(default=0.0, validator=[attrs.validators.ge(0.0), attrs.validators.le(0.5)])
     mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
     std: tuple[float, float, float] = (0.229, 0.224, 0.225)
     #: grayscale inputs (the demo data) are repeated to 3 channels either way
@@ -102,7 +112,7 @@ class OptimizerSection:
 class ScheduleSection:
     """``[schedule]``: learning-rate schedule stepped per ``unit`` (round = outer iteration or epoch)."""
 
-    name: Literal["constant", "multistep", "cosine", "step"] = "constant"
+    name: Literal["constant", "multistep", "cosine", "step", "exponential"] = "constant"
     unit: Literal["round", "epoch", "step"] = "round"
     milestones: tuple[int, ...] = ()
     gamma: float = 0.1

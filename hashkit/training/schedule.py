@@ -8,10 +8,11 @@ state: the position counters in the checkpoint determine the learning rate.
 - ``multistep``: ``gamma ** (number of milestones <= t)`` (PyTorch ``MultiStepLR`` stepped once per unit,
   which is how SEMICON's official code steps it once per outer iteration).
 - ``step``: ``gamma ** (t // step_size)``.
+- ``exponential``: ``gamma ** t`` (PyTorch ``ExponentialLR`` stepped once per unit).
 - ``cosine``: ``min_ratio + (1 - min_ratio) * (1 + cos(pi * t' / T')) / 2`` over the units after warmup,
   where ``min_ratio = min_lr / lr``.
 - ``warmup = W > 0``: linear ramp ``(t + 1) / W`` for ``t < W`` (then the schedule above, with ``t`` counted
-  from the start for ``multistep``/``step`` and from the end of warmup for ``cosine``).
+  from the start for ``multistep``/``step``/``exponential`` and from the end of warmup for ``cosine``).
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ def lr_factor(section: ScheduleSection, t: int, total: int, base_lr: float) -> f
         return section.gamma ** sum(1 for m in section.milestones if m <= t)
     if section.name == "step":
         return section.gamma ** (t // max(section.step_size, 1))
+    if section.name == "exponential":
+        return section.gamma ** t
     if section.name == "cosine":
         span = max(total - section.warmup, 1)
         progress = min(max(t - section.warmup, 0) / span, 1.0)

@@ -19,12 +19,18 @@ statistics of all edges of the batch, so per-image results match batched ones on
 The author code orders the edge feature ``[x_j - x_i ; x_i]``; PyG's EdgeConv uses ``[x_i ; x_j - x_i]``,
 a permutation of the first layer's input columns (an equivalent parametrisation).
 
+Size: the fused descriptor has ``D = M·C + layers·C'·M`` dimensions (3·M·C for GDF-Net: 73,728 at C = 768,
+M = 32), and a linear hash layer on it ``D·L`` weights (3.5 M at L = 48). Building warns (``UserWarning``)
+when ``D·L`` exceeds ``warn_hash_weights`` (e.g. ResNet-50's C = 2048 at M = 32: 196,608 dims, 9.4 M weights
+at 48 bits); reduce the attention's ``num_maps`` or set ``hidden``.
+
 Not exportable to ONNX (``onnx_export_blocker``): torch.onnx has no conversion for the kNN search's
 ``torch.cdist``. The EdgeConv layers themselves export.
 """
 
 from __future__ import annotations
 
+import warnings
 from typing import Literal
 
 import attrs
@@ -58,6 +64,8 @@ class KnnGraphConfig:
     negative_slope: float = 0.2
     #: epsilon inside the signed square roots
     eps: float = attrs.field(default=1e-12, validator=attrs.validators.gt(0.0))
+    #: warn when a linear hash layer on the descriptor would have more weights (D x L) than this; 0 = never
+    warn_hash_weights: int = attrs.field(default=4_000_000, validator=attrs.validators.ge(0))
 
 
 def edge_mlp(in_channels: int, out_channels: int, negative_slope: float) -> nn.Sequential:
@@ -125,7 +133,14 @@ def build_knn_graph(cfg: KnnGraphConfig, ctx: BuildContext) -> KnnGraphAggregati
                             "(e.g. attention_parts or sem) to [[model.attention]]")
     if cfg.k > ctx.num_maps:
         raise ContractError(f"knn_graph k = {cfg.k} exceeds the {ctx.num_maps} nodes (attention maps) per image")
-    return KnnGraphAggregation(cfg, channels, ctx.num_maps)
+    agg = KnnGraphAggregation(cfg, channels, ctx.num_maps)
+    dims = sum(agg.descriptor_dims.values())
+    if cfg.warn_hash_weights and ctx.code_length and dims * ctx.code_length > cfg.warn_hash_weights:
+        warnings.warn(f"knn_graph: the descriptor has {dims:,} dims ({ctx.num_maps} maps x {channels} channels), "
+                      f"so a linear hash layer at {ctx.code_length} bits has {dims * ctx.code_length:,} weights; "
+                      f"reduce the attention's num_maps or set hidden (warn_hash_weights = "
+                      f"{cfg.warn_hash_weights:,})", UserWarning, stacklevel=2)
+    return agg
 
 
 def components(register):

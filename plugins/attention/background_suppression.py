@@ -13,6 +13,11 @@ The mask is a step function of ``x``: it carries no gradient; gradients reach ``
 multiplies the earlier stages by ``S`` (resized, nearest) when told to (``mask_map``), so the whole
 multi-level graph sees the suppressed view, and the hash codes and therefore every code loss (the triplet
 term of FDH-MFE included) are those of the suppressed view [inferred design].
+
+``background_view = true`` (training only) adds the background as a feature view
+(``extras["feature_views"]["background"] = (x ⊙ (1 - M), 1 - M)``): the model runs it through the
+aggregation (which multiplies the other stages by ``1 - M``) and the head, and the losses read its codes as
+``extras["background.codes"]`` -- the input of the triplet loss's ``mining = "fg_bg"`` (docs/methods/fdhmfe.md).
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ from hashkit.interfaces import Attention, AttentionOutput, BuildContext
 class BackgroundSuppressionConfig:
     #: factor ε applied to background positions (FISH's 0.5; 1.0 = no suppression)
     epsilon: float = attrs.field(default=0.5, validator=[attrs.validators.ge(0.0), attrs.validators.le(1.0)])
+    #: in training, also hand the background x * (1 - M) to the model as the feature view "background"
+    background_view: bool = False
 
 
 def foreground_mask(x: Tensor) -> Tensor:
@@ -47,7 +54,10 @@ class BackgroundSuppression(Attention):
     def forward(self, x: Tensor) -> AttentionOutput:
         m = foreground_mask(x)
         s = m + self.cfg.epsilon * (1 - m)
-        return AttentionOutput(features=x * s, maps=s, extras={"foreground_mask": m})
+        extras = {"foreground_mask": m}
+        if self.cfg.background_view and self.training:
+            extras["feature_views"] = {"background": (x * (1 - m), 1 - m)}
+        return AttentionOutput(features=x * s, maps=s, extras=extras)
 
 
 def build_background_suppression(cfg: BackgroundSuppressionConfig, ctx: BuildContext) -> BackgroundSuppression:

@@ -8,12 +8,15 @@ With ``cos`` the cosine of code ``u_x`` and proxy ``p`` (one learnable proxy per
          + w_u · uniformity(proxies)                        (optional, FDH-MFE design)
 
 τ (``tau``; default: from :func:`hhf_tau`) is the cosine of the best achievable minimum distance of a binary
-code with ``m = ceil(log2 C)`` information bits: ``τ = 1 - 2 d_min / L``. The table below (from the
-official ``codetable.xlsx``, JerryXu0129/HHF @ 7cf5ab6c) covers m = 7 (65-128 classes) and m = 8 (129-256
-classes) at 12/24/32/48 bits.
-Other (L, C) use a substitution rule [inferred design]: ``d_min`` is the minimum distance
-of hashkit's centre codebook (``hash_centers.build_centers``: Hadamard/Paley rows, then greedy balanced
-codes) for that (L, C).
+code with ``m = ceil(log2 C)`` information bits: ``τ = 1 - 2 d_min / L``. Sources, in order:
+
+1. the official ``codetable.xlsx`` (JerryXu0129/HHF @ 7cf5ab6c): m = 7 (65-128 classes) and m = 8
+   (129-256 classes) at 12/24/32/48 bits;
+2. m = 9 (257-512 classes, VegFru) and m = 10 (513-1024, NABirds) at 12/24/32/48 bits: linear codes hashkit
+   builds from generator polynomials (even-weight, extended Golay, extended BCH, punctured extended BCH;
+   :mod:`hashkit_plugins.losses._linear_codes`), minimum distances verified exhaustively in the tests;
+3. any other (L, C): hashkit's substitution rule [inferred design], ``d_min`` of hashkit's centre
+   codebook (``hash_centers.build_centers``: Hadamard/Paley rows, then greedy balanced codes).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from hashkit_plugins.losses._proxies import (
     proxy_sizes,
     proxy_uniformity,
 )
+from hashkit_plugins.losses._linear_codes import CONSTRUCTED_DMIN, construction
 from hashkit_plugins.losses.hash_centers import build_centers, min_pairwise_distance
 
 #: best minimum distance d_min of a binary code [L, m] (HHF codetable.xlsx): {m: {L: d_min}}
@@ -41,10 +45,13 @@ CODE_TABLE_DMIN: dict[int, dict[int, int]] = {
 
 
 def hhf_tau(code_length: int, num_classes: int) -> tuple[float, str]:
-    """``(τ, source)`` for HHF: the code table where it has (m, L), else the codebook substitution rule."""
+    """``(τ, source)`` for HHF: the code table, else hashkit's linear codes, else the codebook substitution rule."""
     m = max(1, math.ceil(math.log2(num_classes)))
     d_min = CODE_TABLE_DMIN.get(m, {}).get(code_length)
     source = f"code table (m = {m}, L = {code_length})"
+    if d_min is None and code_length in CONSTRUCTED_DMIN.get(m, {}):
+        d_min = CONSTRUCTED_DMIN[m][code_length]
+        source = f"hashkit linear code [{code_length}, {m}, {d_min}]: {construction(code_length, m)[0]}"
     if d_min is None:
         d_min = min_pairwise_distance(build_centers(num_classes, code_length))
         source = f"hashkit codebook minimum distance (m = {m} not in the code table at L = {code_length})"

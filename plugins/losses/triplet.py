@@ -17,7 +17,12 @@ Mining:
 - ``batch_all``: every valid (a, p, n); mean over the triplets with a non-zero loss (part ``active`` = their
   fraction of the valid triplets);
 - ``semi_hard`` (FaceNet, as in TensorFlow Addons): per positive pair the closest negative farther than the
-  positive, or the farthest negative when there is none; mean over the positive pairs.
+  positive, or the farthest negative when there is none; mean over the positive pairs;
+- ``fg_bg`` (FDH-MFE's foreground/background contrast, docs/methods/fdhmfe.md [inferred design]): per anchor the
+  farthest positive, and as the negative the anchor's own background code ``b_a`` (read from ``background``,
+  default ``extras.background.codes``: ``background_suppression`` with ``background_view = true``):
+  ``t = d(a, p) - d(a, b_a) + m``; mean over the anchors that have a positive. The background code gets
+  gradient through ``d(a, b_a)``.
 
 A batch without a valid triplet gives 0 (with a graph, so backward still works). Use a P x K sampler.
 
@@ -48,7 +53,7 @@ def _check_input(inst, attribute, value: str) -> None:
 
 @attrs.frozen
 class TripletConfig:
-    mining: Literal["batch_hard", "batch_all", "semi_hard"] = "batch_hard"
+    mining: Literal["batch_hard", "batch_all", "semi_hard", "fg_bg"] = "batch_hard"
     distance: Literal["cosine", "hamming"] = "cosine"
     #: margin in the distance's units (cosine distance or bits)
     margin: float = attrs.field(default=0.2, validator=attrs.validators.ge(0.0))
@@ -58,6 +63,8 @@ class TripletConfig:
     soft: bool = False
     #: which tensor the loss reads: codes, logits, descriptor or extras.NAME (a (B, D) tensor)
     input: str = attrs.field(default="codes", validator=_check_input)
+    #: fg_bg mining: the anchors' background codes (B, D), same choices as ``input``
+    background: str = attrs.field(default="extras.background.codes", validator=_check_input)
 
 
 def pairwise_distance(x: Tensor, kind: str) -> Tensor:
@@ -68,11 +75,18 @@ def pairwise_distance(x: Tensor, kind: str) -> Tensor:
     return (x.shape[1] - x @ x.T) / 2
 
 
+def rowwise_distance(x: Tensor, y: Tensor, kind: str) -> Tensor:
+    """``(B,)`` distances between row ``i`` of ``x`` and row ``i`` of ``y`` (same measures as above)."""
+    if kind == "cosine":
+        return 1 - (F.normalize(x, dim=1) * F.normalize(y, dim=1)).sum(1)
+    return (x.shape[1] - (x * y).sum(1)) / 2
+
+
 class TripletLoss(Loss):
     def __init__(self, cfg: TripletConfig, code_length: int | None):
         super().__init__()
         self.cfg = cfg
-        self.requires = (cfg.input, "labels")
+        self.requires = (cfg.input, "labels") + ((cfg.background,) if cfg.mining == "fg_bg" else ())
         self.code_length = code_length
 
     def _margin(self, dim: int) -> float:
@@ -80,20 +94,22 @@ class TripletLoss(Loss):
             return self.cfg.margin_bits if self.cfg.distance == "hamming" else 2 * self.cfg.margin_bits / dim
         return self.cfg.margin
 
-    def _input(self, inputs: LossInputs) -> Tensor:
-        if self.cfg.input.startswith("extras."):
-            name = self.cfg.input.split(".", 1)[1]
+    def _input(self, inputs: LossInputs, field: str) -> Tensor:
+        if field.startswith("extras."):
+            name = field.split(".", 1)[1]
             if name not in inputs.extras:
+                hint = (" (the background view: background_suppression with background_view = true)"
+                        if name == "background.codes" else "")
                 raise ContractError(f"the triplet loss reads extras[{name!r}] but the model provides "
-                                    f"{sorted(inputs.extras)}")
+                                    f"{sorted(inputs.extras)}{hint}")
             return inputs.extras[name]
-        return getattr(inputs, self.cfg.input)
+        return getattr(inputs, field)
 
     def _hinge(self, t: Tensor) -> Tensor:
         return F.softplus(t) if self.cfg.soft else torch.relu(t)
 
     def forward(self, inputs: LossInputs) -> LossResult:
-        x = self._input(inputs).float()
+        x = self._input(inputs, self.cfg.input).float()
         labels = inputs.labels.float()
         d = pairwise_distance(x, self.cfg.distance)
         m = 0.0 if self.cfg.soft else self._margin(x.shape[1])
@@ -109,6 +125,18 @@ class TripletLoss(Loss):
                 return LossResult(value=zero, parts={"valid": zero})
             value = self._hinge(d_ap[valid] - d_an[valid] + m).mean()
             return LossResult(value=value, parts={"valid": valid.float().mean()})
+        if self.cfg.mining == "fg_bg":
+            background = self._input(inputs, self.cfg.background).float()
+            if background.shape != x.shape:
+                raise ContractError(f"triplet fg_bg: background {tuple(background.shape)} and {self.cfg.input} "
+                                    f"{tuple(x.shape)} must have the same shape")
+            valid = pos.any(1)
+            if not valid.any():
+                return LossResult(value=zero + background.sum() * 0.0, parts={"valid": zero})
+            d_ap = d.masked_fill(~pos, float("-inf")).amax(1)
+            d_ab = rowwise_distance(x, background, self.cfg.distance)  # d(a, b_a)
+            value = self._hinge(d_ap[valid] - d_ab[valid] + m).mean()
+            return LossResult(value=value, parts={"valid": valid.float().mean(), "background": d_ab.mean()})
         if self.cfg.mining == "batch_all":
             mask = pos[:, :, None] & neg[:, None, :]
             t = d[:, :, None] - d[:, None, :] + m
