@@ -2,9 +2,15 @@
 
 ``logits = scale · (W2 · act(W1 · d))`` (or ``scale · (W · d + b)`` without hidden layer; with
 ``scale_at = "input"`` the descriptor is scaled instead, ``W · (scale · d) + b``, as GDF-Net's
-``Linear(100·z)``), ``codes = tanh(logits)``; with ``classifier = true`` a linear classifier on the relaxed
-codes (``classifier_on = "logits"``: on the pre-activation values, GDF-Net's semantic classifier on ``h``)
-gives ``class_logits``.
+``Linear(100·z)``; ``batch_norm`` appends BatchNorm1d(L), OrthoHash's hash layer). ``codes = tanh(logits)``
+by default; ``activation = "sign_ste"`` gives the straight-through sign of GreedyHash (usable by any method),
+``"identity"`` the logits themselves. With ``classifier = true`` a linear classifier on the relaxed codes
+(``classifier_on = "logits"``: on the pre-activation values, GDF-Net's semantic classifier on ``h``) gives
+``class_logits``.
+
+``activation = "sigmoid"`` gives ``codes = 2·sigmoid(logits) - 1`` (= tanh(logits / 2), in [-1, 1]) for losses
+that work on ``sigmoid(logits)`` (DPAH): ``codes`` is 0 exactly where ``sigmoid(logits)`` rounds to ½, as the
+sign of ``sigmoid(u) - ½`` in DPAH's reference code.
 """
 
 from __future__ import annotations
@@ -24,8 +30,8 @@ class LinearHeadConfig:
     #: hidden width of an MLP head (0 = a single linear layer)
     hidden: int = attrs.field(default=0, validator=attrs.validators.ge(0))
     bias: bool = True
-    #: activation producing the relaxed codes
-    activation: Literal["tanh", "identity", "sign_ste"] = "tanh"
+    #: activation producing the relaxed codes ("sigmoid": 2 sigmoid(logits) - 1)
+    activation: Literal["tanh", "identity", "sign_ste", "sigmoid"] = "tanh"
     #: multiply logits before the activation (GDF-Net's x100 style scale)
     scale: float = 1.0
     #: where ``scale`` applies: "output" (the logits) or "input" (the descriptor, so the bias is not scaled)
@@ -37,6 +43,11 @@ class LinearHeadConfig:
     #: bias of the classifier (GDF-Net's semantic classifier has none)
     classifier_bias: bool = True
     dropout: float = attrs.field(default=0.0, validator=[attrs.validators.ge(0.0), attrs.validators.lt(1.0)])
+    #: > 0: hash-layer weights drawn from N(0, init_std^2) and bias 0 (DeepHash-pytorch's ResNet head: 0.01);
+    #: 0 keeps PyTorch's default Linear init
+    init_std: float = attrs.field(default=0.0, validator=attrs.validators.ge(0.0))
+    #: BatchNorm1d on the logits before the activation (OrthoHash's hash layer)
+    batch_norm: bool = False
 
 
 class _SignSTE(torch.autograd.Function):
@@ -63,6 +74,12 @@ class LinearHead(HashHead):
             layers += [nn.Linear(in_dim, cfg.hidden), nn.ReLU(inplace=True), nn.Linear(cfg.hidden, code_length, bias=cfg.bias)]
         else:
             layers.append(nn.Linear(in_dim, code_length, bias=cfg.bias))
+        if cfg.init_std > 0:
+            nn.init.normal_(layers[-1].weight, 0.0, cfg.init_std)
+            if layers[-1].bias is not None:
+                nn.init.zeros_(layers[-1].bias)
+        if cfg.batch_norm:
+            layers.append(nn.BatchNorm1d(code_length))
         self.hash = nn.Sequential(*layers)
         self.num_classes = num_classes if cfg.classifier else 0
         self.classifier = nn.Linear(code_length, num_classes, bias=cfg.classifier_bias) if cfg.classifier else None
@@ -77,6 +94,8 @@ class LinearHead(HashHead):
             codes = torch.tanh(logits)
         elif self.cfg.activation == "sign_ste":
             codes = _SignSTE.apply(logits)
+        elif self.cfg.activation == "sigmoid":
+            codes = 2 * torch.sigmoid(logits) - 1
         else:
             codes = logits
         class_logits = None
