@@ -23,7 +23,7 @@ from torch import Tensor
 from hashkit.errors import CheckpointError
 from hashkit.interfaces import RetrievalData, Split
 
-DatabaseKind = Literal["auto", "encoded", "learned"]
+DatabaseKind = Literal["auto", "encoded", "learned", "label"]
 
 
 @attrs.define
@@ -92,7 +92,7 @@ def load_run_codes(loaded, data: RetrievalData, database: DatabaseKind = "auto")
     if codes is None:
         codes = _encode_again(loaded, data)
     kinds: dict[str, tuple[Tensor, Tensor]] = {}
-    for kind in ("encoded", "learned"):
+    for kind in ("encoded", "learned", "label"):
         if f"database_{kind}" in codes:
             kinds[kind] = (codes[f"database_{kind}"].float(), codes[f"database_{kind}_labels"].float())
     if not kinds or "query" not in codes:

@@ -84,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
         from hashkit.evaluation.plots import plot_pr_curves, plot_precision_at_k
 
         args.plots.mkdir(parents=True, exist_ok=True)
-        for kind in ("learned", "encoded", "descriptor"):
+        for kind in ("learned", "label", "encoded", "descriptor"):
             per_bits = {int(k): v["last"][kind] for k, v in report["results"].items()
                         if kind in v["last"] and k.isdigit()}
             if not per_bits:
