@@ -261,6 +261,29 @@ def test_open_set_recipes_carry_the_studys_numbers():
     assert recipe.eval.drop_last_item and recipe.protocol.config.rounds == 40
 
 
+def test_fgnets_recipes_carry_the_studys_numbers():
+    """Spot checks of the FISH, CHN, DPAH and DCDH per-dataset recipes' published entries (DSH_Analysis README,
+    5 % split): the right values under the right protocol and database kind."""
+    from hashkit.recipe import load_recipe
+    from hashkit.recipe.coerce import build_config
+    from hashkit.recipe.schema import Published
+
+    def published(recipe, protocol):
+        entries = [build_config(Published, e) for e in load_recipe(recipe).provenance["published"]]
+        assert {e.protocol for e in entries} == {"seen@seen", "seen@all", "unseen@unseen", "unseen@all"}
+        (entry,) = [e for e in entries if e.protocol == protocol]
+        assert entry.seen_fraction == 0.95 and entry.selection == "best_query"
+        return entry.database, entry.dataset, entry.values
+
+    assert published("fish-cub200", "unseen@all") == ("label", "cub200", {"12": 2.0, "24": 1.8, "32": 2.1, "48": 3.7})
+    assert published("chn-nabirds", "seen@seen") == ("label", "nabirds", {"12": 62.6, "24": 76.5, "32": 77.8,
+                                                                          "48": 78.3})
+    assert published("dcdh-aircraft", "unseen@unseen") == ("encoded", "aircraft", {"12": 47.8, "24": 59.5,
+                                                                                    "32": 62.6, "48": 55.9})
+    assert published("dpah-food101", "seen@all") == ("encoded", "food101", {"12": 49.7, "24": 60.4, "32": 62.3,
+                                                                             "48": 65.1})
+
+
 def test_a_failing_cell_does_not_stop_the_bench(reference, tmp_path, capsys):
     from hashkit.cli.main import main
 
