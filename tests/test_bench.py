@@ -230,7 +230,7 @@ def test_cli_list_and_bad_shard(reference, capsys):
         write_report(out / "cells")
 
 
-@pytest.mark.parametrize("name", ["demo", "semicon", "semicon-openset"])
+@pytest.mark.parametrize("name", ["demo", "semicon", "semicon-openset", "dsh-openset"])
 def test_shipped_bench_files_validate(name):
     """Every cell of the bench files in benchmarks/ has a valid recipe with its overrides (nothing is built)."""
     from hashkit.bench.runner import prepare
