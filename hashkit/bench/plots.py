@@ -23,8 +23,17 @@ def _name(table: Table) -> str:
     return f"{table.dataset}_{table.protocol.replace('@', '-at-')}"
 
 
+#: figure size: the plot area of a single run's plot plus room for the methods' legend on the right
+FIGSIZE = (7.5, 4)
+
+
+def _legend_outside(ax) -> None:
+    """The methods' legend to the right of the axes, where it hides no curve (a bench overlays many)."""
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
+
+
 def plot_map_vs_bits(table: Table, directory: Path, scale: float) -> Path | None:
-    fig, ax = plt.subplots(figsize=(5.5, 4))
+    fig, ax = plt.subplots(figsize=FIGSIZE)
     drawn = False
     for row in table.rows:
         points = [(b, v.mean, v.std or 0.0) for b, v in row.values.items() if v.mean is not None]
@@ -41,7 +50,7 @@ def plot_map_vs_bits(table: Table, directory: Path, scale: float) -> Path | None
     ax.set_xlabel("code length (bits)")
     ax.set_ylabel(metric_label(table.metric) + (f" × {scale:g}" if scale != 1 else ""))
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    _legend_outside(ax)
     ax.set_title(table.title, fontsize=9)
     return save_figure(fig, directory / f"map_vs_bits_{_name(table)}.png")
 
@@ -53,7 +62,7 @@ def _curves(cells: list[dict[str, Any]], table: Table, bits: int, model: str, me
 
 
 def plot_pr(table: Table, cells: list[dict[str, Any]], bits: int, model: str, directory: Path) -> Path | None:
-    fig, ax = plt.subplots(figsize=(5.5, 4))
+    fig, ax = plt.subplots(figsize=FIGSIZE)
     drawn = False
     for row in table.rows:
         found = [r["pr_curve"] for r in _curves(cells, table, bits, model, row.method) if r.get("pr_curve")]
@@ -67,12 +76,13 @@ def plot_pr(table: Table, cells: list[dict[str, Any]], bits: int, model: str, di
         plt.close(fig)
         return None
     pr_axes(ax, f"{table.dataset}, {table.protocol}: precision-recall at {bits} bits", fontsize=8)
+    _legend_outside(ax)
     return save_figure(fig, directory / f"pr_{_name(table)}_L{bits}.png")
 
 
 def plot_precision_at_k(table: Table, cells: list[dict[str, Any]], bits: int, model: str,
                         directory: Path) -> Path | None:
-    fig, ax = plt.subplots(figsize=(5.5, 4))
+    fig, ax = plt.subplots(figsize=FIGSIZE)
     drawn = False
     for row in table.rows:
         runs = _curves(cells, table, bits, model, row.method)
@@ -87,4 +97,5 @@ def plot_precision_at_k(table: Table, cells: list[dict[str, Any]], bits: int, mo
         return None
     ax.set_xscale("log")
     precision_at_k_axes(ax, f"{table.dataset}, {table.protocol}: precision@k at {bits} bits", fontsize=8)
+    _legend_outside(ax)
     return save_figure(fig, directory / f"precision_at_k_{_name(table)}_L{bits}.png")

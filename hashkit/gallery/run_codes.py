@@ -85,7 +85,8 @@ def _encode_again(loaded, data: RetrievalData) -> dict[str, Tensor]:
 def load_run_codes(loaded, data: RetrievalData, database: DatabaseKind = "auto") -> RunCodes:
     """Codes of the run ``loaded`` (a :class:`hashkit.runs.LoadedRun`) paired with ``data``'s splits.
 
-    ``database = "auto"`` takes the encoded database when the run scored one, else the learned one."""
+    ``database = "auto"`` takes the encoded database when the run scored one, else the protocol's own codes
+    (learned or label-derived)."""
     if loaded.code_length is None:
         raise CheckpointError(f"{loaded.run_dir}: a real-valued run (no hash head) has no codes to show")
     codes = _codes_file(loaded)
