@@ -298,3 +298,12 @@ def test_a_failing_cell_does_not_stop_the_bench(reference, tmp_path, capsys):
     assert "ran 1 cells" in captured.out and "1 FAILED (rerun to retry)" in captured.out
     cells = load_bench(path).cells()
     assert [cell_dir.state(tmp_path / "o", c) for c in cells] == ["interrupted", "done"]
+
+
+def test_plot_styles_tell_many_methods_apart():
+    """The colour cycle has ten colours; the marker changes with every ten methods, so 60 methods look distinct."""
+    from hashkit.bench.plots import _style
+
+    styles = [(s["color"], s["marker"]) for s in map(_style, range(60))]
+    assert len(set(styles)) == 60
+    assert styles[0] != styles[10] and styles[0][0] == styles[10][0]

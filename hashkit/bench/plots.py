@@ -27,6 +27,15 @@ def _name(table: Table) -> str:
 FIGSIZE = (7.5, 4)
 
 
+#: markers of the 1st, 2nd, ... group of ten methods: the colour cycle has ten colours, a bench often more methods
+MARKERS = ("o", "s", "^", "D", "v", "P")
+
+
+def _style(i: int) -> dict[str, Any]:
+    """Colour and marker of the ``i``-th method: no two of the first 60 methods look alike."""
+    return {"color": f"C{i % 10}", "marker": MARKERS[(i // 10) % len(MARKERS)]}
+
+
 def _legend_outside(ax) -> None:
     """The methods' legend to the right of the axes, where it hides no curve (a bench overlays many)."""
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
@@ -35,12 +44,12 @@ def _legend_outside(ax) -> None:
 def plot_map_vs_bits(table: Table, directory: Path, scale: float) -> Path | None:
     fig, ax = plt.subplots(figsize=FIGSIZE)
     drawn = False
-    for row in table.rows:
+    for i, row in enumerate(table.rows):
         points = [(b, v.mean, v.std or 0.0) for b, v in row.values.items() if v.mean is not None]
         if not points:
             continue
         xs, ys, err = zip(*points)
-        ax.errorbar(xs, [y * scale for y in ys], yerr=[e * scale for e in err], marker="o", capsize=3,
+        ax.errorbar(xs, [y * scale for y in ys], yerr=[e * scale for e in err], capsize=3, **_style(i),
                     label=f"{row.method} ({row.database})")
         drawn = True
     if not drawn:
@@ -64,13 +73,13 @@ def _curves(cells: list[dict[str, Any]], table: Table, bits: int, model: str, me
 def plot_pr(table: Table, cells: list[dict[str, Any]], bits: int, model: str, directory: Path) -> Path | None:
     fig, ax = plt.subplots(figsize=FIGSIZE)
     drawn = False
-    for row in table.rows:
+    for i, row in enumerate(table.rows):
         found = [r["pr_curve"] for r in _curves(cells, table, bits, model, row.method) if r.get("pr_curve")]
         if not found:
             continue
         precision = np.mean([c["precision"] for c in found], axis=0)
         recall = np.mean([c["recall"] for c in found], axis=0)
-        ax.plot(recall, precision, marker=".", label=f"{row.method} ({row.database})")
+        ax.plot(recall, precision, markersize=3, **_style(i), label=f"{row.method} ({row.database})")
         drawn = True
     if not drawn:
         plt.close(fig)
@@ -84,13 +93,13 @@ def plot_precision_at_k(table: Table, cells: list[dict[str, Any]], bits: int, mo
                         directory: Path) -> Path | None:
     fig, ax = plt.subplots(figsize=FIGSIZE)
     drawn = False
-    for row in table.rows:
+    for i, row in enumerate(table.rows):
         runs = _curves(cells, table, bits, model, row.method)
         ks = sorted({int(m.group(1)) for r in runs for key in r if (m := re.fullmatch(r"precision@(\d+)", key))})
         if not ks:
             continue
         ys = [np.mean([r[f"precision@{k}"] for r in runs if f"precision@{k}" in r]) for k in ks]
-        ax.plot(ks, ys, marker="o", label=f"{row.method} ({row.database})")
+        ax.plot(ks, ys, **_style(i), label=f"{row.method} ({row.database})")
         drawn = True
     if not drawn:
         plt.close(fig)
