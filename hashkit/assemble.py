@@ -16,7 +16,15 @@ from torch import nn
 
 from hashkit.components import build_ref, make_component
 from hashkit.errors import ContractError, RecipeError
-from hashkit.interfaces import BuildContext, FeatureSpec, LossInputs, LossResult, RetrievalData, TrainingProtocol
+from hashkit.interfaces import (
+    BuildContext,
+    EpochStart,
+    FeatureSpec,
+    LossInputs,
+    LossResult,
+    RetrievalData,
+    TrainingProtocol,
+)
 from hashkit.model.hashing_model import HashingModel, component_label
 from hashkit.recipe.load import load_recipe
 from hashkit.recipe.schema import Recipe
@@ -40,7 +48,7 @@ class LossSet(nn.Module):
         parts: dict[str, torch.Tensor] = {}
         for name, weight, loss in zip(self.names, self.weights, self.losses):
             res = loss(inputs)
-            value = res.value.float() * weight
+            value = (res.value if res.value.dtype == torch.float64 else res.value.float()) * weight
             total = value if total is None else total + value
             parts[name] = res.value.detach()
             for key, part in res.parts.items():
@@ -48,6 +56,13 @@ class LossSet(nn.Module):
         if total is None:
             raise ContractError("the recipe has no losses ([[losses]] is empty)")
         return LossResult(value=total, parts=parts)
+
+    def begin_epoch(self, at: EpochStart) -> None:
+        """Tell every loss that an epoch begins (``Loss.begin_epoch``: method schedules, bank resets)."""
+        for loss in self.losses:
+            hook = getattr(loss, "begin_epoch", None)
+            if hook is not None:
+                hook(at)
 
 
 @attrs.define
@@ -129,9 +144,9 @@ def build_protocol(recipe: Recipe, code_length: int | None, num_classes: int | N
 
 
 def build_losses(recipe: Recipe, model: HashingModel, protocol: TrainingProtocol,
-                 code_length: int | None, num_classes: int | None) -> LossSet:
+                 code_length: int | None, num_classes: int | None, num_train: int | None = None) -> LossSet:
     ctx = BuildContext(
-        code_length=code_length, num_classes=num_classes,
+        code_length=code_length, num_classes=num_classes, num_train=num_train,
         descriptor_dims=dict(model.aggregation.descriptor_dims),
         head_classes=getattr(model.hash_head, "num_classes", 0) if model.hash_head is not None else 0,
     )
@@ -169,6 +184,7 @@ def build(recipe: Recipe | str | Path | Mapping[str, Any], code_length: int | No
         data = build_dataset(recipe)
     num_classes = data.num_classes if data is not None else None
     model = build_model(recipe, code_length, num_classes)
-    protocol = build_protocol(recipe, code_length, num_classes, len(data.split("train")) if data is not None else None)
-    losses = build_losses(recipe, model, protocol, code_length, num_classes)
+    num_train = len(data.split("train")) if data is not None else None
+    protocol = build_protocol(recipe, code_length, num_classes, num_train)
+    losses = build_losses(recipe, model, protocol, code_length, num_classes, num_train)
     return Built(recipe=recipe, code_length=code_length, model=model, losses=losses, protocol=protocol, data=data)

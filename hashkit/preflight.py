@@ -21,8 +21,10 @@ from torch.overrides import TorchFunctionMode
 from hashkit.errors import CheckpointError, ContractError, DataError, RecipeError
 from hashkit.recipe.schema import Recipe
 
-#: class count assumed for building when the dataset cannot be loaded
+#: class and training-item counts assumed for building when the dataset cannot be loaded (losses with a memory
+#: bank of the training set are sized from the latter)
 PLACEHOLDER_CLASSES = 2
+PLACEHOLDER_TRAIN = 4
 
 #: in-place random fills (weight initialisation) that do nothing on a meta tensor
 RANDOM_FILLS = {"normal_", "uniform_", "bernoulli_", "exponential_", "geometric_", "log_normal_", "cauchy_",
@@ -63,7 +65,8 @@ def check_recipe(recipe: Recipe) -> list[str]:
         data = build_dataset(recipe)
         num_classes, num_train = data.num_classes, len(data.split("train"))
     except (DataError, CheckpointError) as exc:
-        notes.append(f"data not loaded ({exc}); built with {PLACEHOLDER_CLASSES} placeholder classes")
+        notes.append(f"data not loaded ({exc}); built with {PLACEHOLDER_CLASSES} placeholder classes and "
+                     f"{PLACEHOLDER_TRAIN} training items")
     except ContractError as exc:
         raise _located(recipe, exc, None) from None
     lengths = recipe.code_lengths if recipe.hash_head is not None else (None,)
@@ -72,7 +75,7 @@ def check_recipe(recipe: Recipe) -> list[str]:
             with ShapesOnly():
                 model = build_model(recipe, length, num_classes)
             protocol = build_protocol(recipe, length, num_classes, num_train)
-            build_losses(recipe, model, protocol, length, num_classes)
+            build_losses(recipe, model, protocol, length, num_classes, num_train or PLACEHOLDER_TRAIN)
         except ContractError as exc:
             raise _located(recipe, exc, length if len(lengths) > 1 else None) from None
     try:

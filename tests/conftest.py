@@ -23,6 +23,15 @@ def _default_dtype_is_restored():
     assert torch.get_default_dtype() == torch.float32, "a test left torch's default dtype changed"
 
 
+@pytest.fixture
+def float64_default():
+    """Run a test with float64 as torch's default dtype (references in float64); restored afterwards."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(previous)
+
+
 #: overrides that shrink semicon-demo to a few seconds of training (4 images per class, one round)
 SEMICON_TINY = ["data.dataset.train_per_class=4", "data.dataset.query_per_class=2", "protocol.rounds=1",
                 "protocol.epochs=1", "protocol.num_samples=40", "train.progress=false"]

@@ -12,13 +12,8 @@ from hashkit.interfaces import BuildContext, LossInputs
 
 
 
-@pytest.fixture(autouse=True)
-def _float64_default():
-    """These references run in float64; restore the default so other test modules are unaffected."""
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(previous)
+#: these references run in float64 (the fixture restores the default afterwards)
+pytestmark = pytest.mark.usefixtures("float64_default")
 
 
 def _inputs(b=8, L=12, C=4, seed=0, multi=False):

@@ -145,6 +145,29 @@ def test_sampled_rounds_draws_a_fresh_sample_per_round():
     assert sorted(big.begin_round(0, torch.Generator().manual_seed(0)).tolist()) == list(range(50))
 
 
+def test_sampled_rounds_positions_follow_the_sample_and_its_state():
+    """The per-round sample is a pure function of the round's generator; each batch item's position is its place
+    in that sample (what DSH_Analysis's position-keyed banks read), and a protocol restored from the state dict
+    (a run resumed inside the round) hands out the same positions."""
+    proto = _protocol("sampled_rounds", rounds=2, epochs=1, num_samples=20)
+    proto.setup(torch.zeros(50, 5), torch.Generator())
+    assert proto.provides == ("position",) and proto.state_dict() == {}
+    with pytest.raises(ContractError, match="begin_round"):
+        proto.batch_state(torch.tensor([0]))
+    proto.begin_round(0, torch.Generator().manual_seed(5))
+    sample = proto.begin_round(0, torch.Generator().manual_seed(3))  # redrawn, not cached
+    assert torch.equal(sample, torch.randperm(50, generator=torch.Generator().manual_seed(3))[:20])
+    batch = sample[[7, 0, 19, 3]]
+    assert proto.batch_state(batch)["position"].tolist() == [7, 0, 19, 3]
+    outside = next(i for i in range(50) if i not in sample.tolist())
+    with pytest.raises(ContractError, match="outside"):
+        proto.batch_state(torch.tensor([outside]))
+    resumed = _protocol("sampled_rounds", rounds=2, epochs=1, num_samples=20)
+    resumed.setup(torch.zeros(50, 5), torch.Generator())
+    resumed.load_state_dict(proto.state_dict())
+    assert torch.equal(resumed.batch_state(batch)["position"], proto.batch_state(batch)["position"])
+
+
 # ----------------------------------------------------------------------------------------------------- loss
 def test_proxy_code_mse_equals_literal_value_and_gradient():
     g = torch.Generator().manual_seed(0)

@@ -42,7 +42,7 @@ _WHERE = {
     "FeatureSpec": "feature_spec",
     "HashHead": "hash_head", "HeadOutput": "hash_head",
     "KINDS": "kinds",
-    "Loss": "loss", "LossInputs": "loss", "LossResult": "loss",
+    "EpochStart": "loss", "Loss": "loss", "LossInputs": "loss", "LossResult": "loss",
     "Metric": "metric", "RankingMetric": "metric", "RankingRequest": "metric", "RetrievalProblem": "metric",
     "TrainingProtocol": "protocol",
     "StageBuilder": "stage_builder",

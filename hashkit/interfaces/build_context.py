@@ -27,7 +27,7 @@ class BuildContext:
       copies), for aggregations that run their own copies of a later stage.
     - ``descriptor_dims``: ordered ``name -> dim`` of the aggregation output (hash heads, losses).
     - ``head_classes``: classes of the hash head's classifier, 0 when it has none (losses).
-    - ``num_train``: number of training items (training protocols).
+    - ``num_train``: number of training items (training protocols; losses with a memory bank of the training set).
 
     :meth:`input_channels` reads ``in_spec.channels`` (an error naming the component when it is unknown);
     :meth:`build` builds a nested component (a :class:`ComponentRef` field of the caller's config).

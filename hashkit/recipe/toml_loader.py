@@ -23,7 +23,8 @@ def builtin_recipe_dir() -> Path:
 
 
 def resolve_recipe_path(name: str | Path, *, relative_to: Path | None = None) -> Path:
-    """A path as given, relative to the including file, or a built-in recipe name (``semicon-demo``)."""
+    """A path as given, relative to the including file, or a built-in recipe name (``semicon-demo``,
+    ``generic/dpsh``: a path under ``recipes/`` without ``.toml``)."""
     text = str(name)
     if text.startswith(BUILTIN_PREFIX):
         text = text[len(BUILTIN_PREFIX):]
@@ -31,7 +32,7 @@ def resolve_recipe_path(name: str | Path, *, relative_to: Path | None = None) ->
     path = Path(text).expanduser()
     if not path.is_absolute() and relative_to is not None:
         path = relative_to / path
-    if not path.exists() and not text.endswith(".toml") and "/" not in text:
+    if not path.exists() and not text.endswith(".toml") and not Path(text).is_absolute():
         builtin = builtin_recipe_dir() / (text + ".toml")
         if builtin.exists():
             return builtin

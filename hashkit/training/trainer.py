@@ -32,7 +32,7 @@ import torch
 from torch import Tensor, nn
 
 from hashkit.errors import TrainingError
-from hashkit.interfaces import LossInputs, RetrievalData, Split, TrainingProtocol
+from hashkit.interfaces import EpochStart, LossInputs, RetrievalData, Split, TrainingProtocol
 from hashkit.recipe.schema import Recipe
 from hashkit.training import ddp
 from hashkit.training.device import amp_dtype, forward_wrapper, grad_scaler, place_model
@@ -203,6 +203,8 @@ class LengthTrainer:
         pos = self.position
         batches = self._epoch_batches(r, e)
         start = pos.batch
+        if start == 0:  # not again when resuming mid-epoch: the losses' state came back with the checkpoint
+            self.losses.begin_epoch(EpochStart.at(r, e, self.epochs_per_round, self.num_rounds))
         plans = []
         for b in range(start, len(batches)):
             batch = batches[b]

@@ -21,6 +21,7 @@ import attrs
 import torch
 from torch import Tensor, nn
 
+from hashkit.codes.binarize import sign_ste
 from hashkit.errors import ContractError
 from hashkit.interfaces import BuildContext, HashHead, HeadOutput
 
@@ -48,16 +49,6 @@ class LinearHeadConfig:
     init_std: float = attrs.field(default=0.0, validator=attrs.validators.ge(0.0))
     #: BatchNorm1d on the logits before the activation (OrthoHash's hash layer)
     batch_norm: bool = False
-
-
-class _SignSTE(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x):  # noqa: D401
-        return torch.where(x >= 0, torch.ones_like(x), -torch.ones_like(x))
-
-    @staticmethod
-    def backward(ctx, grad):
-        return grad
 
 
 class LinearHead(HashHead):
@@ -93,7 +84,7 @@ class LinearHead(HashHead):
         if self.cfg.activation == "tanh":
             codes = torch.tanh(logits)
         elif self.cfg.activation == "sign_ste":
-            codes = _SignSTE.apply(logits)
+            codes = sign_ste(logits)
         elif self.cfg.activation == "sigmoid":
             codes = 2 * torch.sigmoid(logits) - 1
         else:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from torch import Tensor
 
+from hashkit_plugins.losses._code_input import at_least_float32
+
 
 def cauchy_distance(a: Tensor, b: Tensor, *, cos_max: float | None = None, norm_eps: float = 1e-4) -> Tensor:
     """``(n, L), (m, L) -> (n, m)`` distances ``(L/2)(1 - cos)``."""
@@ -21,5 +23,5 @@ def cauchy_distance(a: Tensor, b: Tensor, *, cos_max: float | None = None, norm_
 
 def similarity(labels: Tensor) -> Tensor:
     """``(B, C)`` multi-hot -> ``(B, B)`` float ``s_ij = 1`` when i and j share a label, else 0."""
-    labels = labels.float()
-    return (labels @ labels.t() > 0).float()
+    labels = at_least_float32(labels)
+    return (labels @ labels.t() > 0).to(labels.dtype)

@@ -13,6 +13,7 @@ from torch import Tensor, nn
 
 from hashkit.errors import ContractError
 from hashkit.interfaces import BuildContext
+from hashkit_plugins.losses._code_input import at_least_float32
 
 
 def make_proxies(num_classes: int, dim: int) -> nn.Parameter:
@@ -30,7 +31,8 @@ def proxy_sizes(ctx: BuildContext, what: str) -> tuple[int, int]:
 
 def proxy_cosines(x: Tensor, proxies: Tensor) -> Tensor:
     """``(B, C)`` cosine similarity of each row of ``x (B, D)`` with each proxy ``(C, D)``."""
-    return F.normalize(x.float(), dim=1) @ F.normalize(proxies.float(), dim=1).T
+    x = at_least_float32(x)
+    return F.normalize(x, dim=1) @ F.normalize(proxies.to(x.dtype), dim=1).T
 
 
 def anchor_aggregate(pos: Tensor, neg: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:

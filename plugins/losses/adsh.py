@@ -19,6 +19,7 @@ import attrs
 import torch
 
 from hashkit.interfaces import BuildContext, Loss, LossInputs, LossResult
+from hashkit_plugins.losses._code_input import at_least_float32
 
 
 @attrs.frozen
@@ -39,7 +40,7 @@ class ADSHLoss(Loss):
     def forward(self, inputs: LossInputs) -> LossResult:
         state = inputs.protocol
         with torch.autocast(device_type=inputs.codes.device.type, enabled=False):
-            u = inputs.codes.float()
+            u = at_least_float32(inputs.codes)
             B = state["B"].to(u)
             S = state["S"].to(u)
             omega = state["omega"].to(u.device)

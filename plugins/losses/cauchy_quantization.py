@@ -23,6 +23,8 @@ class CauchyQuantizationConfig:
     gamma: float = attrs.field(default=20.0, validator=attrs.validators.gt(0.0))
     #: lower bound of ‖|u_i|‖·‖1‖ in the cosine
     norm_eps: float = attrs.field(default=1e-4, validator=attrs.validators.gt(0.0))
+    #: clamp the cosine to <= cos_max (DeepHash-pytorch's DCH reuses its 0.99 clamp here); unset = no clamp
+    cos_max: float | None = None
     #: which model output the loss reads ("codes": bounded, recommended)
     input: CodeInput = "codes"
 
@@ -36,7 +38,7 @@ class CauchyQuantization(Loss):
     def forward(self, inputs: LossInputs) -> LossResult:
         u = code_tensor(inputs, self.cfg.input, "cauchy_quantization")
         ones = torch.ones(1, u.shape[1], dtype=u.dtype, device=u.device)
-        d = cauchy_distance(u.abs(), ones, norm_eps=self.cfg.norm_eps).squeeze(1)
+        d = cauchy_distance(u.abs(), ones, cos_max=self.cfg.cos_max, norm_eps=self.cfg.norm_eps).squeeze(1)
         return LossResult(value=torch.log1p(d / self.cfg.gamma).mean())
 
 

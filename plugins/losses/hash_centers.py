@@ -15,14 +15,14 @@ Centre construction (CSQ: Yuan et al., CVPR 2020; this construction is hashkit's
 
 Losses (``u``: relaxed codes ``(B, L)`` in ``[-1, 1]``, ``v``: hash-layer logits ``(B, L)``):
 
-- ``csq``: ``mean_k BCE((u_k + 1)/2, (c_{y,k} + 1)/2) + lambda_q * mean_k (|u_k| - 1)^2``; a multi-label centre
-  is the sign of the sum of its labels' centres, zeros replaced by a fixed random ±1 vector;
+- ``csq``: ``mean_k BCE((u_k + 1)/2, (c_{y,k} + 1)/2) + lambda_q * mean_k (|u_k| - 1)^2`` (each log clamped at
+  -100 as ``nn.BCELoss``, so saturated codes count as in the references); a multi-label centre is the sign of the
+  sum of its labels' centres, zeros replaced by a fixed random ±1 vector;
 - ``orthohash``: ``CE(s * (cos(v, C) - m * 1[c = y]), y)`` (multi-hot targets normalised), plus optional
   ``w_q * mean(1 - cos(v, sign(v).detach()))``.
 """
 
 from __future__ import annotations
-
 
 import attrs
 import torch
@@ -31,6 +31,7 @@ from torch import Tensor
 
 from hashkit.errors import ContractError
 from hashkit.interfaces import BuildContext, Loss, LossInputs, LossResult
+from hashkit_plugins.losses._code_input import at_least_float32
 
 
 # -- codebooks ----------------------------------------------------------------------------------------
@@ -128,7 +129,7 @@ def build_centers(num_classes: int, length: int, *, seed: int = 0, use_hadamard:
 
 def _class_targets(labels: Tensor, centers: Tensor, fill: Tensor) -> Tensor:
     """Per-sample target centre ``(B, L)``: sign of the sum of the label centres, zeros -> ``fill``."""
-    summed = labels.float() @ centers
+    summed = labels.to(centers.dtype) @ centers
     return torch.where(summed == 0, fill.expand_as(summed), summed.sign())
 
 
@@ -175,10 +176,11 @@ class CSQLoss(_CenterLoss):
     requires = ("codes", "labels")
 
     def forward(self, inputs: LossInputs) -> LossResult:
-        u = inputs.codes.float()
-        target = (_class_targets(inputs.labels, self.centers.float(), self.multi_label_fill.float()) + 1) / 2
-        p = ((u + 1) / 2).clamp(1e-7, 1 - 1e-7)
-        center = F.binary_cross_entropy(p, target)
+        u = at_least_float32(inputs.codes)
+        target = (_class_targets(inputs.labels.to(u.dtype), self.centers.to(u.dtype),
+                                 self.multi_label_fill.to(u.dtype)) + 1) / 2
+        # BCE clamps each log at -100, as the references' nn.BCELoss (no clamp of p: saturated codes count)
+        center = F.binary_cross_entropy((u + 1) / 2, target)
         quant = (u.abs() - 1).pow(2).mean()
         value = center + self.cfg.quantization * quant
         return LossResult(value=value, parts={"center": center, "quant": quant})
@@ -188,13 +190,13 @@ class OrthoHashLoss(_CenterLoss):
     requires = ("logits", "labels")
 
     def forward(self, inputs: LossInputs) -> LossResult:
-        v = inputs.logits.float()
-        labels = inputs.labels.float()
-        cos = F.normalize(v, dim=1) @ F.normalize(self.centers.float(), dim=1).T
+        v = at_least_float32(inputs.logits)
+        labels = inputs.labels.to(v.dtype)
+        cos = F.normalize(v, dim=1) @ F.normalize(self.centers.to(v.dtype), dim=1).T
         z = self.cfg.scale * (cos - self.cfg.margin * labels)
         target = labels / labels.sum(dim=1, keepdim=True).clamp_min(1e-12)
         ce = -(target * F.log_softmax(z, dim=1)).sum(dim=1).mean()
-        quant = (1 - F.cosine_similarity(v, torch.where(v >= 0, 1.0, -1.0).detach(), dim=1)).mean()
+        quant = (1 - F.cosine_similarity(v, torch.where(v >= 0, 1.0, -1.0).to(v.dtype).detach(), dim=1)).mean()
         return LossResult(value=ce + self.cfg.quantization * quant, parts={"ce": ce, "quant": quant})
 
 

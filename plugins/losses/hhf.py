@@ -58,6 +58,11 @@ def hhf_tau(code_length: int, num_classes: int) -> tuple[float, str]:
     return 1.0 - 2.0 * d_min / code_length, source
 
 
+def resolve_tau(tau: float | None, code_length: int, num_classes: int) -> tuple[float, str]:
+    """``(τ, source)``: the recipe's value, or :func:`hhf_tau` when it gives none (HHF, HyP²)."""
+    return hhf_tau(code_length, num_classes) if tau is None else (float(tau), "recipe")
+
+
 @attrs.frozen
 class HHFConfig:
     #: scale α
@@ -80,10 +85,7 @@ class HHFLoss(Loss):
         super().__init__()
         self.cfg = cfg
         self.proxies = make_proxies(num_classes, code_length)
-        if cfg.tau is None:
-            self.tau, self.tau_source = hhf_tau(code_length, num_classes)
-        else:
-            self.tau, self.tau_source = float(cfg.tau), "recipe"
+        self.tau, self.tau_source = resolve_tau(cfg.tau, code_length, num_classes)
 
     def forward(self, inputs: LossInputs) -> LossResult:
         u = inputs.codes.float()
