@@ -16,6 +16,7 @@ __all__ = [
     "CheckpointError",
     "CodeFileError",
     "TrainingError",
+    "RecipeUpgradeWarning",
 ]
 
 
@@ -70,3 +71,8 @@ class CodeFileError(HashkitError):
 
 class TrainingError(HashkitError):
     """Training cannot go on (a NaN or inf loss): names the step and the loss parts; checkpoints stay intact."""
+
+
+class RecipeUpgradeWarning(UserWarning):
+    """A recipe saved in a run directory by an older hashkit was brought up to the current schema on load
+    (:mod:`hashkit.recipe.upgrade`); the CLI prints it as one line on stderr."""

@@ -15,11 +15,15 @@ and what is wrong.
 
 from __future__ import annotations
 
+import weakref
+from collections import OrderedDict
+
 import torch
 from torch.overrides import TorchFunctionMode
 
 from hashkit.errors import CheckpointError, ContractError, DataError, RecipeError
 from hashkit.recipe.schema import Recipe
+from hashkit.registry import Registry, get_registry
 
 #: class and training-item counts assumed for building when the dataset cannot be loaded (losses with a memory
 #: bank of the training set are sized from the latter)
@@ -30,10 +34,19 @@ PLACEHOLDER_TRAIN = 4
 RANDOM_FILLS = {"normal_", "uniform_", "bernoulli_", "exponential_", "geometric_", "log_normal_", "cauchy_",
                 "random_"}
 
+#: every in-place function that only writes values into its first argument (keeping its shape): the random
+#: fills, constant fills and torch.nn.init's initialisers, skipped whole (an initialiser's own inner calls
+#: do not pass through the mode, so skipping only the fills would leave them running torch's Python
+#: decompositions: most of the build time of a ResNet-50)
+VALUE_WRITES = RANDOM_FILLS | {"fill_", "zero_", "trunc_normal_", "constant_", "ones_", "zeros_", "eye_", "dirac_",
+                               "xavier_uniform_", "xavier_normal_", "kaiming_uniform_", "kaiming_normal_",
+                               "orthogonal_", "sparse_"}
+
 
 class ShapesOnly(TorchFunctionMode):
-    """Builds on the meta device; random fills of meta tensors (initialisation) are skipped: there is no data
-    to fill, and torch's meta implementation of some of them imports torch._dynamo (seconds)."""
+    """Builds on the meta device; value writes into meta tensors (initialisation, :data:`VALUE_WRITES`) are
+    skipped: there is no data to write, torch's meta implementation of some of them imports torch._dynamo
+    (seconds), and the others run Python decompositions (most of the time of a meta build)."""
 
     def __enter__(self):
         self._device = torch.device("meta")
@@ -45,10 +58,40 @@ class ShapesOnly(TorchFunctionMode):
         return self._device.__exit__(*exc)
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
-        if getattr(func, "__name__", "") in RANDOM_FILLS and args and isinstance(args[0], torch.Tensor) \
-                and args[0].is_meta:
-            return args[0]
-        return func(*args, **(kwargs or {}))
+        kwargs = kwargs or {}
+        if getattr(func, "__name__", "") in VALUE_WRITES:
+            # torch.nn.init's initialisers pass their tensor by keyword
+            target = args[0] if args else kwargs.get("tensor")
+            if isinstance(target, torch.Tensor) and target.is_meta:
+                return target
+        return func(*args, **kwargs)
+
+
+#: how many meta models :func:`check_recipe` keeps for reuse
+MODEL_MEMO_SIZE = 8
+
+# meta models built, per registry (entries are only ever added to one, so a model built stays valid), keyed
+# by everything build_model reads from the recipe: recipes that differ only outside the model (the
+# per-dataset variants of a method) are built once when validated in one process
+_MODELS: weakref.WeakKeyDictionary[Registry, OrderedDict[str, torch.nn.Module]] = weakref.WeakKeyDictionary()
+
+
+def _meta_model(recipe: Recipe, length: int | None, num_classes: int) -> torch.nn.Module:
+    from hashkit.assemble import build_model
+
+    key = repr((recipe.backbone, recipe.attention, recipe.aggregation, recipe.hash_head, recipe.model, length,
+                num_classes))
+    memo = _MODELS.setdefault(get_registry(), OrderedDict())
+    if key in memo:
+        memo.move_to_end(key)
+        return memo[key]
+    with ShapesOnly():
+        model = build_model(recipe, length, num_classes)
+    if " at 0x" not in key:  # a config whose repr names an object's address is not a reliable key
+        memo[key] = model
+        if len(memo) > MODEL_MEMO_SIZE:
+            memo.popitem(last=False)
+    return model
 
 
 def check_recipe(recipe: Recipe) -> list[str]:
@@ -56,7 +99,7 @@ def check_recipe(recipe: Recipe) -> list[str]:
 
     Raises :class:`~hashkit.errors.RecipeError` naming the file and key of the first problem found.
     """
-    from hashkit.assemble import build_dataset, build_losses, build_model, build_protocol
+    from hashkit.assemble import build_dataset, build_losses, build_protocol
     from hashkit.evaluation.scoring import metric_set
 
     notes = []
@@ -72,8 +115,7 @@ def check_recipe(recipe: Recipe) -> list[str]:
     lengths = recipe.code_lengths if recipe.hash_head is not None else (None,)
     for length in lengths:
         try:
-            with ShapesOnly():
-                model = build_model(recipe, length, num_classes)
+            model = _meta_model(recipe, length, num_classes)
             protocol = build_protocol(recipe, length, num_classes, num_train)
             build_losses(recipe, model, protocol, length, num_classes, num_train or PLACEHOLDER_TRAIN)
         except ContractError as exc:

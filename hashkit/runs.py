@@ -57,7 +57,7 @@ def load_run(run_dir: str | Path, code_length: int | None = None, *,
     run_dir = Path(run_dir)
     if not (run_dir / RECIPE_FILE).is_file():
         raise CheckpointError(f"{run_dir}: not a hashkit run directory (no {RECIPE_FILE})")
-    recipe = load_recipe(run_dir / RECIPE_FILE, overrides)
+    recipe = load_recipe(run_dir / RECIPE_FILE, overrides, saved_run=True)
     if recipe.hash_head is None:
         code_length = None
     elif code_length is None:

@@ -137,6 +137,41 @@ def test_gallery_cli_galleries_and_report(semicon_tiny_run, tmp_path, capsys):
     assert nearest(run_codes, code[None], 3)[0][0].tolist() == order
 
 
+@pytest.mark.parametrize("drop_last_item", [False, True])
+def test_report_scores_through_the_registered_metric_components(drop_last_item, monkeypatch):
+    """The page's figures come from the registered metric components, as ``[eval] metrics`` do: a component
+    replaced in the registry is the one that runs, and the recipe's drop_last_item reaches it. Hand-made
+    problem (4 bits): database at distances 0, 1, 2, 3 from the query, relevant at 0 and 3."""
+    from types import SimpleNamespace
+
+    import attrs
+
+    from hashkit.gallery.html_report import score_kinds
+    from hashkit.registry import get_registry
+
+    metrics = get_registry()._entries["metric"]
+    built = []
+
+    def counting(cfg, ctx, factory=metrics["precision@k"].factory):
+        built.append(cfg)
+        return factory(cfg, ctx)
+
+    monkeypatch.setitem(metrics, "precision@k", attrs.evolve(metrics["precision@k"], factory=counting))
+    query = torch.ones(1, 4)
+    database = torch.tensor([[1, 1, 1, 1], [-1, 1, 1, 1], [-1, -1, 1, 1], [-1, -1, -1, 1]], dtype=torch.float32)
+    labels = torch.eye(2)
+    codes = SimpleNamespace(query=query, query_labels=labels[[0]],
+                            kinds={"encoded": (database, labels[[0, 1, 1, 0]])})
+    recipe = SimpleNamespace(eval=SimpleNamespace(drop_last_item=drop_last_item))
+    scores = score_kinds(codes, recipe)["encoded"]
+    assert [(c.k, c.drop_last_item) for c in built] == [((1,), drop_last_item)]  # TOPK cut-offs that fit
+    # relevant at ranks 1 and 4: AP = (1/1 + 2/4) / 2; the dropped last item leaves rank 1 alone
+    assert scores["map"] == pytest.approx(1.0 if drop_last_item else 0.75)
+    assert scores["precision@1"] == 1.0
+    assert scores["precision@radius2"] == pytest.approx(1 / 3)  # ball {0, 1, 2}: one relevant of three
+    assert len(scores["pr_curve"]["precision"]) == 5  # radii 0..4
+
+
 def test_gallery_errors(tmp_path, capsys):
     assert main(["gallery", str(tmp_path / "nope"), "--out", str(tmp_path / "o")]) == 2
     assert main(["gallery", str(tmp_path), "--out", str(tmp_path / "o"), "--query", str(tmp_path / "x.png")]) == 2

@@ -129,7 +129,8 @@ def test_nested_default_is_a_validated_reference():
     agg = make_component("aggregation", "wsdan_views", {}, BuildContext(in_spec=FeatureSpec(8), num_maps=2))
     assert agg.inner.registered_name == "bap" and agg.inner.descriptor_dims == agg.descriptor_dims
     entry = hashkit.get_registry().get("aggregation", "wsdan_views")
-    from hashkit.recipe.coerce import build_config, describe_fields
+    from hashkit.recipe.coerce import build_config
+    from hashkit.recipe.describe import describe_fields
 
     cfg = build_config(entry.config, {}, key="model.aggregation")
     assert cfg.inner.config is not None and cfg.inner.key == "model.aggregation.inner"

@@ -15,7 +15,7 @@ import sys
 import traceback
 import warnings
 
-from hashkit.errors import HashkitError
+from hashkit.errors import HashkitError, RecipeUpgradeWarning
 
 
 class _Parser(argparse.ArgumentParser):
@@ -38,6 +38,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line_warnings(show):
+    """``warnings.showwarning`` printing hashkit's own warnings as one line on stderr, others with ``show``."""
+    def show_warning(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, RecipeUpgradeWarning):
+            print(f"hashkit: warning: {message}", file=sys.stderr)
+        else:
+            show(message, category, filename, lineno, file, line)
+    return show_warning
+
+
 def main(argv: list[str] | None = None) -> int:
     # torch_geometric's import emits this on torch >= 2.10; it is noise for a command-line user
     warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.* is deprecated", category=FutureWarning)
@@ -47,7 +57,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2 if args.command is None else 0
     try:
-        return int(args.func(args) or 0)
+        with warnings.catch_warnings():
+            warnings.showwarning = _one_line_warnings(warnings.showwarning)
+            return int(args.func(args) or 0)
     except HashkitError as exc:
         print(f"hashkit: error: {exc}", file=sys.stderr)
         return 2

@@ -9,7 +9,12 @@ Definitions are in docs/evaluation.md. In short, for each query the database is 
 distance (``kind="hamming"``, ±1 codes, packed to bits and compared by popcount) or decreasing cosine
 similarity (``kind="cosine"``); equal distances are ordered by database index (``"map"``), and the exact
 expectation over random orders inside ties is reported as ``"map_tie_aware"``. Memory is bounded by the block
-size (``block_elements`` query x database pairs per block), never by ``Q x N``.
+size, never by ``Q x N``: a query block holds at most ``block_elements`` elements. Dense paths (cosine, the
+numpy Hamming kernel, multi-label relevance) hold ``B x N`` distances or relevance entries, so a block has
+``block_elements // N`` queries; the compiled Hamming kernel with single-label relevance holds only each
+query's relevant database indices and its ``L + 1`` distance counts, so its blocks take ``block_elements //
+(R_max + L + 1)`` queries (``R_max``: the largest label's database count), hundreds of queries where a dense
+block takes a few, and the per-block Python work stops mattering.
 """
 
 from __future__ import annotations
@@ -23,7 +28,8 @@ import torch
 
 from hashkit.codes.packing import pack_codes, to_words
 from hashkit.errors import ContractError
-from hashkit.evaluation.average_precision import BlockStats, packed_hamming_block_stats, sorted_block_stats
+from hashkit.evaluation.average_precision import (BlockStats, hamming_kernel, packed_hamming_block_stats,
+                                                  sorted_block_stats)
 from hashkit.evaluation.precision_recall import RadiusAccumulator
 from hashkit.evaluation.relevance import Relevance
 from hashkit.interfaces import RetrievalProblem
@@ -115,10 +121,19 @@ class _HammingDistances:
         self.database = to_words(database_packed)
         self.num_bits = int(num_bits)
         self.num_queries, self.num_database = len(self.query), len(self.database)
+        self.backend = hamming_kernel()
+
+    def elements_per_query(self, relevance: Relevance) -> int:
+        """What one query adds to a block: its relevant pairs and ``L + 1`` counts (compiled kernel, single
+        labels), else a dense row of ``N``."""
+        most = relevance.most_relevant()
+        if self.backend == "numpy" or most is None:
+            return self.num_database
+        return most + self.num_bits + 1
 
     def block_stats(self, start: int, stop: int, relevance: Relevance, ks, drop_last_item: bool) -> BlockStats:
         return packed_hamming_block_stats(self.query[start:stop], self.database, self.num_bits,
-                                          relevance.pairs(start, stop), ks, drop_last_item)
+                                          relevance.pairs(start, stop), ks, drop_last_item, self.backend)
 
 
 class _CosineDistances:
@@ -132,6 +147,10 @@ class _CosineDistances:
         self.query_norm = np.where(qn > 0, qn, 1.0)
         self.database_norm = np.where(dn > 0, dn, 1.0)
         self.num_queries, self.num_database = len(self.query), len(self.database)
+
+    def elements_per_query(self, relevance: Relevance) -> int:
+        """A dense ``(B, N)`` similarity block: ``N`` per query."""
+        return self.num_database
 
     def block_stats(self, start: int, stop: int, relevance: Relevance, ks, drop_last_item: bool) -> BlockStats:
         sims = (self.query[start:stop] @ self.database.T) / (self.query_norm[start:stop, None]
@@ -149,7 +168,10 @@ def _evaluate(source, relevance: Relevance, *, metrics, topk, drop_last_item, ma
     if empty_radius not in EMPTY_RADIUS:
         raise ContractError(f"empty_radius must be one of {EMPTY_RADIUS}, found {empty_radius!r}")
     nq, nd = source.num_queries, source.num_database
-    block = max(1, int(block_elements) // max(nd, 1))
+    threads = num_threads or torch.get_num_threads()
+    block = max(1, int(block_elements) // max(source.elements_per_query(relevance), 1))
+    if threads > 1:  # a few blocks per thread, so that threads share the work evenly
+        block = min(block, max(1, -(-nq // (4 * threads))))
     starts = list(range(0, nq, block))
     want_radius = source.kind == "hamming" and bool(names & {"pr_curve", "precision_radius"})
 
@@ -163,7 +185,6 @@ def _evaluate(source, relevance: Relevance, *, metrics, topk, drop_last_item, ma
         stats.hist = stats.hist_rel = None
         return stats, acc
 
-    threads = num_threads or torch.get_num_threads()
     if threads > 1 and len(starts) > 1:
         with ThreadPoolExecutor(min(threads, len(starts))) as pool:
             done = list(pool.map(run, starts))

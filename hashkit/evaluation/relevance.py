@@ -81,6 +81,11 @@ class Relevance:
             return sq[start:stop, None] == sd[None, :]
         return (self.query_labels[start:stop] @ self.database_labels_t).numpy() > 0
 
+    def most_relevant(self) -> int | None:
+        """The most relevant database items any query can have when :meth:`pairs` builds no ``(B, N)`` matrix
+        (single-label data: the largest label's database count); ``None`` when it does."""
+        return int(self._label_count.max(initial=0)) if self.single is not None else None
+
     def pairs(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
         """Relevant ``(query row - start, database index)`` pairs of rows ``[start, stop)``, sorted by row then index.
 

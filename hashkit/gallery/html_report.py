@@ -10,8 +10,10 @@ of :mod:`hashkit.gallery.run_codes`, ``L{bits}/metrics.jsonl``) and writes into 
     pr_{kind}.png, precision_at_k_{kind}.png   per database kind the run scored (encoded / learned)
     distances.png, bit_balance.png    same- vs different-class Hamming distances; fraction of +1 per bit
 
-The figures are computed again from the run's codes with :func:`hashkit.evaluation.evaluate` (the run's
-``eval.drop_last_item``; ties by database index and tie-aware), so the page needs only the run directory.
+The figures are computed again from the run's codes by the registered metric components (``map``,
+``precision@k``, ``pr_curve``, ``precision_radius``: :func:`report_metrics`, scored like ``[eval] metrics``
+with the run's ``eval.drop_last_item``; ties by database index and tie-aware), so the page needs only the run
+directory.
 """
 
 from __future__ import annotations
@@ -51,17 +53,28 @@ def read_metrics_log(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def _score_kinds(codes, recipe) -> dict[str, dict[str, Any]]:
-    from hashkit.evaluation import evaluate
+def report_metrics(recipe, database_size: int) -> list[tuple[str, Any]]:
+    """The page's metric components, built through the registry as ``[eval] metrics`` are: ``map``,
+    ``precision@k`` at the :data:`TOPK` cut-offs that fit the database, ``pr_curve`` and ``precision_radius``
+    (radius 2), with the recipe's ``eval.drop_last_item``."""
+    from hashkit.evaluation.scoring import metric_set
+    from hashkit.recipe.coerce import checked_component_ref
+
+    topk = [k for k in TOPK if k <= database_size]
+    tables = ["map", *([{"name": "precision@k", "k": topk}] if topk else []), "pr_curve", "precision_radius"]
+    refs = [checked_component_ref("metric", table, f"report metrics[{i}]") for i, table in enumerate(tables)]
+    return metric_set(refs, drop_last_item=recipe.eval.drop_last_item)
+
+
+def score_kinds(codes, recipe) -> dict[str, dict[str, Any]]:
+    from hashkit.evaluation.scoring import score
     from hashkit.interfaces import RetrievalProblem
 
     out = {}
     for kind, (db, db_labels) in codes.kinds.items():
-        topk = tuple(k for k in TOPK if k <= len(db))
         problem = RetrievalProblem(query=codes.query, database=db, query_labels=codes.query_labels,
                                    database_labels=db_labels)
-        out[kind] = evaluate(problem, metrics=("map", "precision@k", "pr_curve", "precision_radius"),
-                             topk=(0, *topk), drop_last_item=recipe.eval.drop_last_item)
+        out[kind] = score(problem, report_metrics(recipe, len(db)))
     return out
 
 
@@ -138,7 +151,7 @@ def write_run_report(run_dir: Path, out: Path, *, queries: int = 8, query_images
             log(f"wrote {out / gallery} ({len(rows)} queries)")
         if not report:
             continue
-        scores = _score_kinds(codes, recipe)
+        scores = score_kinds(codes, recipe)
         reports.append(LengthReport(length, gallery if rows else "", scores, codes.database_kind,
                                     len(codes.query), len(codes.database)))
         histograms[length] = distance_histograms(codes.query, codes.database, codes.query_labels,

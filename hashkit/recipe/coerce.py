@@ -3,14 +3,17 @@
 Supported field types: ``int``, ``float`` (ints accepted), ``bool``, ``str``, ``pathlib.Path``,
 ``Literal[...]``, ``X | None``, ``tuple[X, ...]``, ``tuple[X, Y]``, ``list[X]``, ``dict[str, X]``, nested attrs
 classes, and ``Any``; fields declared with :func:`hashkit.interfaces.nested` / ``nested_list`` hold component
-references, validated against the registry like top-level component tables. Unknown keys are errors that name the closest field; attrs validators run and their
-messages are reported with the key.
+references, validated against the registry like top-level component tables (component references and
+configs are checked by the same mutually recursive functions, so they live together here). Unknown keys are
+errors that name the closest field; attrs validators run and their messages are reported with the key.
+
+Neighbours: :mod:`~hashkit.recipe.messages` (how types and values are named in errors),
+:mod:`~hashkit.recipe.provenance` (which file or ``--set`` set a key), :mod:`~hashkit.recipe.describe`
+(configs back to plain data).
 """
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import difflib
 import re
 import types
@@ -22,61 +25,12 @@ import attrs
 
 from hashkit.errors import RecipeError
 from hashkit.interfaces.component_ref import ComponentRef, nested_kind
-
-
-def _type_name(tp: Any) -> str:
-    if tp is type(None):
-        return "none"
-    origin = typing.get_origin(tp)
-    if origin is Literal:
-        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
-    if origin in (typing.Union, types.UnionType):
-        return " or ".join(_type_name(a) for a in typing.get_args(tp))
-    if origin in (tuple, list):
-        args = typing.get_args(tp)
-        inner = _type_name(args[0]) if args else "any"
-        return f"list of {inner}"
-    if origin is dict:
-        return "table"
-    if attrs.has(tp):
-        return f"table ({tp.__name__})"
-    return getattr(tp, "__name__", str(tp))
-
-
-def _found(value: Any) -> str:
-    kind = {bool: "bool", int: "int", float: "float", str: "str", list: "list", dict: "table"}.get(type(value), type(value).__name__)
-    text = repr(value)
-    if len(text) > 60:
-        text = text[:57] + "..."
-    return f"{kind} {text}"
-
-
-#: ``dotted key -> file or "--set"`` of the recipe being validated (see :func:`recipe_provenance`)
-_PROVENANCE: contextvars.ContextVar[dict[str, str]] = contextvars.ContextVar("recipe_provenance", default={})
-
-
-@contextlib.contextmanager
-def recipe_provenance(provenance: dict[str, str]):
-    """Validate under ``provenance``: a number given for a str field is accepted only from ``--set``."""
-    token = _PROVENANCE.set(provenance)
-    try:
-        yield
-    finally:
-        _PROVENANCE.reset(token)
-
-
-def _from_command_line(key: str) -> bool:
-    return key_origin(_PROVENANCE.get(), key, None) == "--set"
-
-
-class _Fail(Exception):
-    def __init__(self, key: str, message: str):
-        self.key = key
-        self.message = message
+from hashkit.recipe.messages import Invalid, found, type_name
+from hashkit.recipe.provenance import from_command_line, key_origin
 
 
 def coerce_value(tp: Any, value: Any, key: str) -> Any:
-    """Check and convert ``value`` to type ``tp``; raise ``_Fail`` naming ``key``."""
+    """Check and convert ``value`` to type ``tp``; raise ``Invalid`` naming ``key``."""
     if tp is Any or tp is typing.Any:
         return value
     origin = typing.get_origin(tp)
@@ -86,7 +40,7 @@ def coerce_value(tp: Any, value: Any, key: str) -> Any:
             return value
         close = difflib.get_close_matches(str(value), [str(a) for a in args], n=1)
         hint = f"; closest: {close[0]!r}" if close else ""
-        raise _Fail(key, f"expected {_type_name(tp)}, found {_found(value)}{hint}")
+        raise Invalid(key, f"expected {type_name(tp)}, found {found(value)}{hint}")
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
@@ -96,68 +50,68 @@ def coerce_value(tp: Any, value: Any, key: str) -> Any:
                 continue
             try:
                 return coerce_value(arg, value, key)
-            except _Fail as exc:
+            except Invalid as exc:
                 errors.append(exc)
         if len(errors) == 1:
             raise errors[0]
-        raise _Fail(key, f"expected {_type_name(tp)}, found {_found(value)}")
+        raise Invalid(key, f"expected {type_name(tp)}, found {found(value)}")
     if tp is type(None):
         if value is None:
             return None
-        raise _Fail(key, f"expected none, found {_found(value)}")
+        raise Invalid(key, f"expected none, found {found(value)}")
     if tp is bool:
         if isinstance(value, bool):
             return value
-        raise _Fail(key, f"expected bool, found {_found(value)}")
+        raise Invalid(key, f"expected bool, found {found(value)}")
     if tp is int:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
         if isinstance(value, float) and value.is_integer():
             return int(value)
-        raise _Fail(key, f"expected int, found {_found(value)}")
+        raise Invalid(key, f"expected int, found {found(value)}")
     if tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
-        raise _Fail(key, f"expected float, found {_found(value)}")
+        raise Invalid(key, f"expected float, found {found(value)}")
     if tp is str:
         if isinstance(value, str):
             return value
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and _from_command_line(key):
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and from_command_line(key):
             return str(value)  # --set name=123 on a str field: the shell makes quoting awkward
-        raise _Fail(key, f"expected str, found {_found(value)}")
+        raise Invalid(key, f"expected str, found {found(value)}")
     if tp is Path:
         if isinstance(value, (str, Path)):
             return Path(value)
-        raise _Fail(key, f"expected a path (str), found {_found(value)}")
+        raise Invalid(key, f"expected a path (str), found {found(value)}")
     if origin in (tuple, list) or tp in (tuple, list):
         if isinstance(value, tuple):
             value = list(value)
         if not isinstance(value, list):
-            raise _Fail(key, f"expected {_type_name(tp)}, found {_found(value)}")
+            raise Invalid(key, f"expected {type_name(tp)}, found {found(value)}")
         if not args:
             items = list(value)
         elif origin is tuple and not (len(args) == 2 and args[1] is Ellipsis):
             if len(value) != len(args):
-                raise _Fail(key, f"expected a list of {len(args)} values, found {_found(value)}")
+                raise Invalid(key, f"expected a list of {len(args)} values, found {found(value)}")
             items = [coerce_value(a, v, f"{key}[{i}]") for i, (a, v) in enumerate(zip(args, value))]
         else:
             items = [coerce_value(args[0], v, f"{key}[{i}]") for i, v in enumerate(value)]
         return tuple(items) if (origin is tuple or tp is tuple) else items
     if origin is dict or tp is dict:
         if not isinstance(value, dict):
-            raise _Fail(key, f"expected a table, found {_found(value)}")
+            raise Invalid(key, f"expected a table, found {found(value)}")
         vt = args[1] if len(args) == 2 else Any
         return {k: coerce_value(vt, v, f"{key}.{k}") for k, v in value.items()}
     if isinstance(tp, type) and attrs.has(tp):
         if isinstance(value, tp):
             return value
         if not isinstance(value, dict):
-            raise _Fail(key, f"expected a table ({tp.__name__}), found {_found(value)}")
+            raise Invalid(key, f"expected a table ({tp.__name__}), found {found(value)}")
         return _build(tp, value, key)
     if isinstance(tp, type):
         if isinstance(value, tp):
             return value
-        raise _Fail(key, f"expected {_type_name(tp)}, found {_found(value)}")
+        raise Invalid(key, f"expected {type_name(tp)}, found {found(value)}")
     return value
 
 
@@ -171,7 +125,7 @@ def _build(cls: type, data: dict[str, Any], prefix: str) -> Any:
             close = difflib.get_close_matches(key, list(fields), n=1)
             hint = f"; closest: {close[0]!r}" if close else ""
             known = ", ".join(fields) if fields else "(no parameters)"
-            raise _Fail(dotted, f"unknown key{hint}; expected one of: {known}")
+            raise Invalid(dotted, f"unknown key{hint}; expected one of: {known}")
         nested = nested_kind(fields[key])
         if nested is not None:
             kwargs[key] = _nested_value(*nested, value, dotted)
@@ -193,27 +147,27 @@ def _build(cls: type, data: dict[str, Any], prefix: str) -> Any:
                 break
         if isinstance(exc, ValueError) and exc.args and isinstance(exc.args[0], str) and len(exc.args) > 1:
             msg = exc.args[0]
-        raise _Fail(bad, f"invalid value: {msg}") from None
+        raise Invalid(bad, f"invalid value: {msg}") from None
 
 
 def component_ref(kind: str, value: Any, key: str, *, allow_weight: bool = False) -> ComponentRef:
     """A component table ``{name = ..., <parameters>}`` (or just its name) of ``kind`` at recipe key ``key``,
-    validated against the registered component's config class; raises ``_Fail`` naming the key."""
+    validated against the registered component's config class; raises ``Invalid`` naming the key."""
     from hashkit.errors import UnknownComponentError
     from hashkit.registry import get_registry
 
     if isinstance(value, ComponentRef):
         if value.kind != kind:
-            raise _Fail(key, f"expected a {kind}, found {value.kind} {value.name!r}")
+            raise Invalid(key, f"expected a {kind}, found {value.kind} {value.name!r}")
         return value if value.config is not None else _resolved_default(value, key)
     if isinstance(value, str):
         value = {"name": value}
     if not isinstance(value, dict):
-        raise _Fail(key, f"expected a {kind} table with a 'name' key (or a {kind} name), found {_found(value)}")
+        raise Invalid(key, f"expected a {kind} table with a 'name' key (or a {kind} name), found {found(value)}")
     params = dict(value)
     name = params.pop("name", None)
     if not isinstance(name, str):
-        raise _Fail(f"{key}.name", f"expected a {kind} name (str), found {_found(name)}")
+        raise Invalid(f"{key}.name", f"expected a {kind} name (str), found {found(name)}")
     weight = 1.0
     if allow_weight and "weight" in params:
         weight = coerce_value(float, params.pop("weight"), f"{key}.weight")
@@ -222,12 +176,12 @@ def component_ref(kind: str, value: Any, key: str, *, allow_weight: bool = False
     if (kind, name) not in registry and cut_off and (kind, f"{cut_off.group(1)}@k") in registry:
         # "map@100" stands for {name = "map@k", k = [100]}: any registered "<base>@k" with a `k` parameter
         if "k" in params:
-            raise _Fail(f"{key}.k", f"{name!r} gives k in its name: leave out 'k' or name {cut_off.group(1)}@k")
+            raise Invalid(f"{key}.k", f"{name!r} gives k in its name: leave out 'k' or name {cut_off.group(1)}@k")
         name, params["k"] = f"{cut_off.group(1)}@k", [int(cut_off.group(2))]
     try:
         entry = registry.get(kind, name)
     except UnknownComponentError as exc:
-        raise _Fail(f"{key}.name", str(exc)) from None
+        raise Invalid(f"{key}.name", str(exc)) from None
     return ComponentRef(kind=kind, name=name, config=_build(entry.config, params, key), weight=weight, key=key)
 
 
@@ -235,7 +189,7 @@ def checked_component_ref(kind: str, value: Any, key: str) -> ComponentRef:
     """:func:`component_ref` raising :class:`RecipeError` (for tables made in code, not read from a file)."""
     try:
         return component_ref(kind, value, key)
-    except _Fail as fail:
+    except Invalid as fail:
         raise RecipeError(fail.message, key=fail.key) from None
 
 
@@ -247,7 +201,7 @@ def _nested_value(kind: str, many: bool, value: Any, key: str) -> Any:
     if isinstance(value, (dict, str, ComponentRef)):
         value = [value]
     if not isinstance(value, (list, tuple)):
-        raise _Fail(key, f"expected a list of {kind} tables, found {_found(value)}")
+        raise Invalid(key, f"expected a list of {kind} tables, found {found(value)}")
     return tuple(component_ref(kind, item, f"{key}[{i}]") for i, item in enumerate(value))
 
 
@@ -264,64 +218,8 @@ def build_config(cls: type, data: dict[str, Any] | None, *, key: str = "", file:
     """Build ``cls`` from ``data``; raise :class:`RecipeError` naming the file, key, expectation and finding."""
     try:
         return _build(cls, dict(data or {}), key)
-    except _Fail as fail:
+    except Invalid as fail:
         origin = key_origin(provenance or {}, fail.key, file)
         raise RecipeError(fail.message, file=origin, key=fail.key) from None
 
 
-def key_origin(provenance: dict[str, str], key: str, default: str | None) -> str | None:
-    """The file (or ``--set``) that defined ``key`` or its nearest enclosing table."""
-    probe = key
-    while probe:
-        if probe in provenance:
-            return provenance[probe]
-        cut = max(probe.rfind("."), probe.rfind("["))
-        probe = probe[:cut] if cut > 0 else ""
-    return default
-
-
-def config_to_dict(config: Any) -> Any:
-    """An attrs config as plain TOML-compatible data (tuples as lists, paths as str, None dropped); a nested
-    component as its recipe table ``{name = ..., <parameters>}``."""
-    if isinstance(config, ComponentRef):
-        return {"name": config.name, **(config_to_dict(config.config) if config.config is not None else {})}
-    if attrs.has(type(config)):
-        out = {}
-        for f in attrs.fields(type(config)):
-            value = getattr(config, f.name)
-            if value is None:
-                continue
-            out[f.name] = config_to_dict(value)
-        return out
-    if isinstance(config, (tuple, list)):
-        return [config_to_dict(v) for v in config]
-    if isinstance(config, dict):
-        return {k: config_to_dict(v) for k, v in config.items() if v is not None}
-    if isinstance(config, Path):
-        return str(config)
-    return config
-
-
-def describe_fields(cls: type) -> list[dict[str, Any]]:
-    """``[{name, type, default, doc}]`` for ``hashkit components``."""
-    attrs.resolve_types(cls)
-    rows = []
-    for f in attrs.fields(cls):
-        if not f.init:
-            continue
-        default = f.default
-        if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
-            default = default.factory() if not default.takes_self else None
-        nested = nested_kind(f)
-        if nested is None:
-            type_name = _type_name(f.type)
-        else:
-            type_name = f"list of {nested[0]} components" if nested[1] else f"{nested[0]} component"
-        rows.append({
-            "name": f.name,
-            "type": type_name,
-            "default": config_to_dict(default) if default is not attrs.NOTHING else None,
-            "required": default is attrs.NOTHING,
-            "doc": f.metadata.get("doc", ""),
-        })
-    return rows

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import copy
 import difflib
+import warnings
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from hashkit.errors import RecipeError
+from hashkit.errors import RecipeError, RecipeUpgradeWarning
 from hashkit.interfaces.kinds import KIND_TABLE
-from hashkit.recipe.coerce import (_Fail, _found, build_config, coerce_value, component_ref, key_origin,
-                                   recipe_provenance)
+from hashkit.recipe.coerce import build_config, coerce_value, component_ref
+from hashkit.recipe.messages import Invalid, found
+from hashkit.recipe.provenance import key_origin, recipe_provenance
 from hashkit.recipe.overrides import apply_overrides
 from hashkit.recipe.schema import (
     ComponentRef,
@@ -24,6 +26,7 @@ from hashkit.recipe.schema import (
     TrainSection,
 )
 from hashkit.recipe.toml_loader import load_toml_with_extends, resolve_recipe_path
+from hashkit.recipe.upgrade import upgrade_saved_recipe
 
 TOP_LEVEL = {
     "name", "description", "seed", "code_lengths", "model", "losses", "protocol", "data", "optimizer",
@@ -37,11 +40,16 @@ MODEL_COMPONENTS = tuple(kind.name for kind in KIND_TABLE
 def load_recipe(
     source: str | Path | Mapping[str, Any],
     overrides: Mapping[str, Any] | Iterable[str] | None = None,
+    *,
+    saved_run: bool = False,
 ) -> Recipe:
     """Load and validate a recipe.
 
     ``source`` is a path (or a built-in recipe name such as ``"semicon-demo"``) or already-parsed data.
     ``overrides`` is ``{"train.amp": "bf16"}`` or ``["train.amp=bf16"]`` (``--set`` syntax).
+    ``saved_run``: ``source`` is a run directory's ``recipe.toml``, which an older hashkit may have written:
+    it is brought up to the current schema first (:mod:`hashkit.recipe.upgrade`, a
+    :class:`~hashkit.errors.RecipeUpgradeWarning` per change).
     """
     if isinstance(source, Mapping):
         data, prov, file = copy.deepcopy(dict(source)), {}, "<recipe>"
@@ -51,6 +59,9 @@ def load_recipe(
         path = resolve_recipe_path(source)
         data, prov = load_toml_with_extends(path)
         file = str(path)
+    if saved_run:
+        for note in upgrade_saved_recipe(data, file):
+            warnings.warn(note, RecipeUpgradeWarning, stacklevel=2)
     apply_overrides(data, overrides, prov)
     with recipe_provenance(prov):
         return validate_recipe_data(data, file=file, provenance=prov)
@@ -67,14 +78,14 @@ def _fail(message: str, key: str, file: str, prov: dict[str, str]) -> RecipeErro
 def _component(kind: str, table: Any, key: str, file: str, prov: dict[str, str], *, allow_weight: bool = False) -> ComponentRef:
     try:
         return component_ref(kind, table, key, allow_weight=allow_weight)
-    except _Fail as fail:
+    except Invalid as fail:
         raise _fail(fail.message, fail.key, file, prov) from None
 
 
 def _scalar(tp: type, value: Any, key: str, file: str, prov: dict[str, str]) -> Any:
     try:
         return coerce_value(tp, value, key)
-    except _Fail as fail:
+    except Invalid as fail:
         raise _fail(fail.message, key, file, prov) from None
 
 
@@ -90,16 +101,16 @@ def validate_recipe_data(data: dict[str, Any], *, file: str = "<recipe>", proven
     description = _scalar(str, data.get("description", ""), "description", file, prov)
     seed = data.get("seed", 0)
     if isinstance(seed, bool) or not isinstance(seed, int):
-        raise _fail(f"expected int, found {_found(seed)}", "seed", file, prov)
+        raise _fail(f"expected int, found {found(seed)}", "seed", file, prov)
     lengths = data.get("code_lengths", [])
     if isinstance(lengths, int) and not isinstance(lengths, bool):
         lengths = [lengths]
     if not isinstance(lengths, list) or not all(isinstance(x, int) and not isinstance(x, bool) and x > 0 for x in lengths):
-        raise _fail(f"expected a list of positive ints, found {_found(lengths)}", "code_lengths", file, prov)
+        raise _fail(f"expected a list of positive ints, found {found(lengths)}", "code_lengths", file, prov)
 
     model = data.get("model")
     if not isinstance(model, dict):
-        raise _fail(f"expected a [model] table, found {_found(model)}", "model", file, prov)
+        raise _fail(f"expected a [model] table, found {found(model)}", "model", file, prov)
     model = dict(model)
     if "channel_interaction" in model:
         raise _fail("there is no model-level channel interaction: nest it in the component that inserts it, "
@@ -112,7 +123,7 @@ def validate_recipe_data(data: dict[str, Any], *, file: str = "<recipe>", proven
     if isinstance(att, (dict, str)):
         att = [att]
     if not isinstance(att, list):
-        raise _fail(f"expected a list of tables ([[model.attention]]), found {_found(att)}", "model.attention", file, prov)
+        raise _fail(f"expected a list of tables ([[model.attention]]), found {found(att)}", "model.attention", file, prov)
     attention = tuple(_component("attention", t, f"model.attention[{i}]", file, prov) for i, t in enumerate(att))
     for required in ("backbone", "aggregation"):
         if required not in parts:
@@ -126,7 +137,7 @@ def validate_recipe_data(data: dict[str, Any], *, file: str = "<recipe>", proven
     if isinstance(losses_data, dict):
         losses_data = [losses_data]
     if not isinstance(losses_data, list):
-        raise _fail(f"expected a list of tables ([[losses]]), found {_found(losses_data)}", "losses", file, prov)
+        raise _fail(f"expected a list of tables ([[losses]]), found {found(losses_data)}", "losses", file, prov)
     losses = tuple(
         _component("loss", t, f"losses[{i}]", file, prov, allow_weight=True) for i, t in enumerate(losses_data)
     )
@@ -134,7 +145,7 @@ def validate_recipe_data(data: dict[str, Any], *, file: str = "<recipe>", proven
 
     data_section_raw = dict(data.get("data", {}))
     if not isinstance(data.get("data", {}), dict):
-        raise _fail(f"expected a [data] table, found {_found(data.get('data'))}", "data", file, prov)
+        raise _fail(f"expected a [data] table, found {found(data.get('data'))}", "data", file, prov)
     dataset_raw = data_section_raw.get("dataset", {"name": "demo"})
     dataset = _component("dataset", dataset_raw, "data.dataset", file, prov)
     if isinstance(dataset_raw, str):
@@ -145,15 +156,15 @@ def validate_recipe_data(data: dict[str, Any], *, file: str = "<recipe>", proven
     for key, cls in (("optimizer", OptimizerSection), ("schedule", ScheduleSection), ("train", TrainSection), ("eval", EvalSection)):
         raw = data.get(key, {})
         if not isinstance(raw, dict):
-            raise _fail(f"expected a [{key}] table, found {_found(raw)}", key, file, prov)
+            raise _fail(f"expected a [{key}] table, found {found(raw)}", key, file, prov)
         sections[key] = build_config(cls, raw, key=key, file=file, provenance=prov)
 
     provenance_notes = data.get("provenance", {})
     if not isinstance(provenance_notes, dict):
-        raise _fail(f"expected a [provenance] table, found {_found(provenance_notes)}", "provenance", file, prov)
+        raise _fail(f"expected a [provenance] table, found {found(provenance_notes)}", "provenance", file, prov)
     published = provenance_notes.get("published", [])
     if not isinstance(published, list):
-        raise _fail(f"expected an array of tables [[provenance.published]], found {_found(published)}",
+        raise _fail(f"expected an array of tables [[provenance.published]], found {found(published)}",
                     "provenance.published", file, prov)
     for i, entry in enumerate(published):  # checked here so a typo fails validation, not a bench report
         build_config(Published, entry if isinstance(entry, dict) else {"source": entry},

@@ -226,6 +226,6 @@ class Recipe:
 
     def origin(self, key: str | None) -> str:
         """The file (or ``--set``) that set ``key`` or its nearest enclosing table; the recipe's file if none."""
-        from hashkit.recipe.coerce import key_origin
+        from hashkit.recipe.provenance import key_origin
 
         return (key_origin(self.key_files, key, None) if key else None) or self.source

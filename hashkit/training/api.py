@@ -23,7 +23,7 @@ def _load(recipe_or_path: Recipe | str | Path | Mapping[str, Any] | None, out_di
     if resume:
         # a resumed run uses the recipe saved in its directory (overrides apply on top, e.g. train.progress)
         prepare_run_dir(out_dir, resume=True)
-        return load_recipe(out_dir / RECIPE_FILE, overrides)
+        return load_recipe(out_dir / RECIPE_FILE, overrides, saved_run=True)
     if recipe_or_path is None:
         raise RecipeError("no recipe given (pass a recipe, or resume=True with an existing run directory)")
     if isinstance(recipe_or_path, Recipe):

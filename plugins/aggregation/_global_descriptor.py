@@ -56,8 +56,9 @@ class GlobalDescriptor(Aggregation):
         self.whiten = None
         if options.whitening:
             self.whiten = nn.Linear(channels, channels)
-            with torch.no_grad():
-                self.whiten.weight.copy_(torch.eye(channels))
+            with torch.no_grad():  # identity: zeros with ones on the diagonal (no torch.eye, whose meta
+                self.whiten.weight.zero_()  # implementation imports torch._dynamo: seconds in `validate`)
+                self.whiten.weight.diagonal().fill_(1.0)
                 self.whiten.bias.zero_()
 
     def pool(self, x: Tensor, mask: Tensor) -> Tensor:  # pragma: no cover - abstract

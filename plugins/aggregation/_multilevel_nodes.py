@@ -22,6 +22,12 @@ from einops import rearrange
 from torch import Tensor, nn
 
 
+def _small_normal(*shape: int) -> Tensor:
+    """``randn(shape) * 0.02``, multiplied in place: the same values, and on the meta device (``hashkit recipe
+    validate``) an out-of-place scalar product would import torch._dynamo (seconds)."""
+    return torch.randn(*shape).mul_(0.02)
+
+
 class GridNodes(nn.Module):
     """``[(B, C_s, H_s, W_s)] -> (B, Σ g_s², d)``."""
 
@@ -30,10 +36,11 @@ class GridNodes(nn.Module):
         self.grids = tuple(grids)
         self.proj = nn.ModuleList([nn.Linear(c, dim) for c in channels])
         counts = [g * g for g in self.grids]
-        self.register_buffer("stage_of_node", torch.repeat_interleave(torch.arange(len(counts)),
-                                                                      torch.tensor(counts)), persistent=False)
-        self.stage_embedding = nn.Parameter(torch.randn(len(counts), dim) * 0.02)
-        self.position_embedding = nn.Parameter(torch.randn(sum(counts), dim) * 0.02) if position_embedding else None
+        # built from a Python list (not repeat_interleave), so it also builds on the meta device
+        stage_of_node = [stage for stage, count in enumerate(counts) for _ in range(count)]
+        self.register_buffer("stage_of_node", torch.tensor(stage_of_node), persistent=False)
+        self.stage_embedding = nn.Parameter(_small_normal(len(counts), dim))
+        self.position_embedding = nn.Parameter(_small_normal(sum(counts), dim)) if position_embedding else None
 
     def forward(self, maps: Sequence[Tensor]) -> Tensor:
         nodes = []
@@ -58,7 +65,7 @@ class StageNodes(nn.Module):
         ])
         self.register_buffer("stage_of_node", torch.arange(len(channels)), persistent=False)
         # one node per stage: the stage embedding is also the node's position embedding
-        self.stage_embedding = nn.Parameter(torch.randn(len(channels), dim) * 0.02)
+        self.stage_embedding = nn.Parameter(_small_normal(len(channels), dim))
 
     def forward(self, maps: Sequence[Tensor]) -> Tensor:
         nodes = [block(x).amax(dim=(2, 3)) for x, block in zip(maps, self.blocks)]

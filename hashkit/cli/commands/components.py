@@ -18,7 +18,7 @@ def add_parser(sub) -> None:
 
 
 def collect(kind: str | None = None) -> dict[str, list[dict]]:
-    from hashkit.recipe.coerce import describe_fields
+    from hashkit.recipe.describe import describe_fields
     from hashkit.registry import get_registry
 
     reg = get_registry()
