@@ -4,6 +4,7 @@ Public API (kept small on purpose; everything else is importable from its module
 
 - :func:`load_recipe` / :func:`build` / :func:`make_component`: recipes and composition;
 - :class:`HashingModel`: compose a model directly from component instances;
+- :func:`encode`: ±1 codes of image files or PIL images with a model or a trained run, in one call;
 - :data:`hookimpl`: mark a plugin's ``hashkit_register(register)`` hook;
 - :func:`get_registry`: the loaded registry (plugins load lazily on first access).
 """
@@ -23,6 +24,7 @@ __all__ = [
     "build",
     "make_component",
     "HashingModel",
+    "encode",
     "get_registry",
 ]
 
@@ -40,6 +42,10 @@ def __getattr__(name: str) -> Any:  # lazy: importing hashkit must not import to
         from hashkit.model import HashingModel
 
         return HashingModel
+    if name == "encode":
+        from hashkit.codes.encoder import encode
+
+        return encode
     if name == "get_registry":
         from hashkit.registry import get_registry
 

@@ -16,17 +16,30 @@ from hashkit.recipe.coerce import build_config
 from hashkit.registry import get_registry
 
 
+def built_for(ctx: BuildContext) -> dict[str, Any]:
+    """What a component was built to receive, as plain numbers (kept on the component as ``built_for``, so
+    :class:`~hashkit.HashingModel` can check components made separately against each other)."""
+    return {
+        "in_channels": ctx.in_spec.channels if ctx.in_spec is not None else None,
+        "stages": {name: spec.channels for name, spec in (ctx.stages or {}).items()},
+        "num_maps": ctx.num_maps,
+        "descriptor_dims": dict(ctx.descriptor_dims or {}),
+    }
+
+
 def make_component(kind: str, name: str, params: Mapping[str, Any] | Any = None, ctx: BuildContext | None = None):
     """Build one registered component from ``params`` (a dict, an instance of its config class, or ``None``
-    for its defaults)."""
+    for its defaults). The component gets ``registered_name`` and ``built_for`` (see :func:`built_for`)."""
     entry = get_registry().get(kind, name)
     if isinstance(params, entry.config):
         config = params
     else:
         config = build_config(entry.config, dict(params or {}), key=f"{kind}.{name}")
-    obj = entry.factory(config, ctx or BuildContext())
+    ctx = ctx or BuildContext()
+    obj = entry.factory(config, ctx)
     try:
         obj.registered_name = name
+        obj.built_for = built_for(ctx)
     except (AttributeError, TypeError):  # objects with __slots__ or immutable results
         pass
     return obj

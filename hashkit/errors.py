@@ -7,6 +7,7 @@ stderr with exit status 2. Anything else is an internal error (exit status 1).
 from __future__ import annotations
 
 __all__ = [
+    "shorten",
     "HashkitError",
     "RecipeError",
     "UnknownComponentError",
@@ -16,8 +17,18 @@ __all__ = [
     "CheckpointError",
     "CodeFileError",
     "TrainingError",
+    "OutputError",
+    "RecipeWarning",
     "RecipeUpgradeWarning",
 ]
+
+
+def shorten(value: object, limit: int = 80) -> str:
+    """``repr(value)`` cut to ``limit`` characters: user input echoed in an error message stays short."""
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit - 3]}... ({len(text):,} characters)"
 
 
 class HashkitError(Exception):
@@ -30,6 +41,8 @@ class RecipeError(HashkitError, ValueError):
     def __init__(self, message: str, *, file: str | None = None, key: str | None = None):
         self.file = file
         self.key = key
+        if key and len(key) > 120:
+            key = f"{key[:100]}... ({len(key):,} characters)"
         where = ""
         if file:
             where += f"{file}: "
@@ -69,8 +82,17 @@ class CodeFileError(HashkitError):
     """A code file (packed hash codes) is truncated, inconsistent or of an unknown format."""
 
 
+class RecipeWarning(UserWarning):
+    """A recipe value that is accepted but does not act as written (e.g. clamped to the data); shown by
+    ``hashkit recipe validate`` and at the start of a run."""
+
+
 class TrainingError(HashkitError):
     """Training cannot go on (a NaN or inf loss): names the step and the loss parts; checkpoints stay intact."""
+
+
+class OutputError(HashkitError, OSError):
+    """An output location cannot be written (read-only, full, not a directory, an existing file); names it."""
 
 
 class RecipeUpgradeWarning(UserWarning):

@@ -7,7 +7,9 @@ metric components. That checks stage taps, channel contracts between components,
 of the backbone (stage copies), bit splits of the hash head, loss requirements against the model and the
 protocol, and ``[eval] database`` against the protocol. Building the dataset is tried for the real class and
 item counts; when its files are not there, placeholders are used and a note says so (data and weight files
-are the training machine's business).
+are the training machine's business). With the real data, values that are accepted but would not act as
+written (clamped sample counts, milestones beyond the end of training) come back as warnings
+(:mod:`hashkit.training.start_checks`), the same ones a run prints and logs at its start.
 
 Every problem is a :class:`~hashkit.errors.RecipeError`: one line naming the file that set the key, the key
 and what is wrong.
@@ -18,6 +20,7 @@ from __future__ import annotations
 import weakref
 from collections import OrderedDict
 
+import attrs
 import torch
 from torch.overrides import TorchFunctionMode
 
@@ -94,15 +97,31 @@ def _meta_model(recipe: Recipe, length: int | None, num_classes: int) -> torch.n
     return model
 
 
+@attrs.frozen
+class Preflight:
+    """What :func:`preflight` found short of an error: ``notes`` (what could not be checked) and
+    ``warnings`` (values accepted but clamped or without effect)."""
+
+    notes: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+
+
 def check_recipe(recipe: Recipe) -> list[str]:
     """Build everything ``recipe`` trains for every code length (model on the meta device); return notes.
 
     Raises :class:`~hashkit.errors.RecipeError` naming the file and key of the first problem found.
     """
+    return list(preflight(recipe).notes)
+
+
+def preflight(recipe: Recipe) -> Preflight:
+    """:func:`check_recipe` with the warnings too (what ``hashkit recipe validate`` prints)."""
     from hashkit.assemble import build_dataset, build_losses, build_protocol
     from hashkit.evaluation.scoring import metric_set
+    from hashkit.training.start_checks import recording, schedule_warnings
 
-    notes = []
+    notes: list[str] = []
+    found: list[str] = []
     num_classes, num_train = PLACEHOLDER_CLASSES, None
     try:
         data = build_dataset(recipe)
@@ -116,15 +135,19 @@ def check_recipe(recipe: Recipe) -> list[str]:
     for length in lengths:
         try:
             model = _meta_model(recipe, length, num_classes)
-            protocol = build_protocol(recipe, length, num_classes, num_train)
+            with recording() as clamped:
+                protocol = build_protocol(recipe, length, num_classes, num_train)
             build_losses(recipe, model, protocol, length, num_classes, num_train or PLACEHOLDER_TRAIN)
         except ContractError as exc:
             raise _located(recipe, exc, length if len(lengths) > 1 else None) from None
+        if num_train is not None:
+            at = f"at {length} bits: " if len(lengths) > 1 and length is not None else ""
+            found += [at + m for m in (*clamped, *schedule_warnings(recipe, protocol, num_train))]
     try:
         metric_set(recipe.eval.metrics, topk=recipe.eval.topk, drop_last_item=recipe.eval.drop_last_item)
     except ContractError as exc:
         raise _located(recipe, exc, None) from None
-    return notes
+    return Preflight(tuple(notes), tuple(dict.fromkeys(found)))
 
 
 def _located(recipe: Recipe, exc: ContractError, length: int | None) -> RecipeError:

@@ -12,7 +12,7 @@ from typing import Any, Callable, Iterator
 
 import attrs
 
-from hashkit.errors import DuplicateComponentError, HashkitError, UnknownComponentError
+from hashkit.errors import DuplicateComponentError, HashkitError, UnknownComponentError, shorten
 from hashkit.interfaces.kinds import KINDS
 
 
@@ -123,8 +123,8 @@ class _EmptyConfig:
 
 
 def unknown_name_message(kind: str, name: str, available: list[str]) -> str:
-    close = difflib.get_close_matches(name, available, n=3, cutoff=0.5)
-    msg = f"unknown {kind} {name!r}"
+    close = difflib.get_close_matches(name, available, n=3, cutoff=0.5) if len(name) < 200 else []
+    msg = f"unknown {kind} {shorten(name)}"
     if close:
         msg += f"; closest: {', '.join(close)}"
     msg += f"; available: {', '.join(available) if available else '(none registered)'}"

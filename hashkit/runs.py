@@ -32,6 +32,9 @@ class LoadedRun:
     database_codes: Tensor | None = None
     #: what they are: the protocol's ``database`` ("learned", "label" or "encoded")
     database_source: str = "encoded"
+    #: the file the weights came from and its content digest (identifies the model, e.g. for resumable encodes)
+    weights_file: Path | None = None
+    weights_sha256: str = ""
 
 
 def run_code_lengths(run_dir: Path) -> list[int]:
@@ -67,7 +70,7 @@ def load_run(run_dir: str | Path, code_length: int | None = None, *,
         code_length = lengths[0]
     ldir = length_dir(run_dir, code_length)
     ckpt = ldir / CHECKPOINT
-    tensors, meta = load_checkpoint(ckpt)
+    tensors, meta, digest = load_checkpoint(ckpt, with_digest=True)
     data = build_dataset(recipe)
     if recipe.train.selection == "best_val":
         data, _ = carve_validation(data, recipe.train.val_fraction, recipe.seed)
@@ -79,11 +82,12 @@ def load_run(run_dir: str | Path, code_length: int | None = None, *,
     database_codes = built.protocol.database_codes()
     source, state, loaded = ckpt, split_prefix(tensors, "model."), "last"
     if which == "selected" and recipe.train.selection != "last" and (ldir / SELECTED).is_file():
-        sel, _ = load_checkpoint(ldir / SELECTED)
+        sel, _, digest = load_checkpoint(ldir / SELECTED, with_digest=True)
         source, state, loaded = ldir / SELECTED, split_prefix(sel, "model."), "selected"
         database_codes = sel.get("database_codes", database_codes)
     load_module_state(model, state, what="model state", path=source)
     model.eval()
     return LoadedRun(recipe=recipe, model=model, code_length=code_length, protocol_state=protocol_state,
                      run_dir=run_dir, which=loaded, database_codes=database_codes,
-                     database_source=getattr(built.protocol, "database", "encoded"))
+                     database_source=getattr(built.protocol, "database", "encoded"),
+                     weights_file=source, weights_sha256=digest)

@@ -1,5 +1,6 @@
 """Conformance checks for components: ``check_component(kind, name)`` builds a registered component on a
-tiny example and checks its declared tensor contract (each kind's default example and check are named in
+tiny example and checks its declared tensor contract (for model components also that an image's eval-mode
+output does not depend on its batch-mates, :func:`check_batch_independence`) (each kind's default example and check are named in
 :data:`hashkit.interfaces.kinds.KIND_TABLE`; failures raise ``AssertionError``, also under ``python -O``).
 hashkit's own registry-parametrised tests use it, and plugin authors can call it from theirs.
 
@@ -161,7 +162,93 @@ def check_component(kind: str, name: str) -> Any:
         out = globals()[KIND[kind].check](comp, inputs, ex.ctx or BuildContext())
         if ex.check is not None:
             ex.check(comp, out)
+        if kind in PER_IMAGE_KINDS:
+            check_batch_independence(comp, inputs, f"{kind} {name!r}")
     return out
+
+
+#: the kinds whose eval output for an image must not depend on its batch-mates (unless declared)
+PER_IMAGE_KINDS = ("backbone", "attention", "channel_interaction", "aggregation", "hash_head")
+
+
+def check_batch_independence(comp: Any, inputs: tuple, label: str) -> bool:
+    """In eval mode, the first image of a batch gets the same outputs alone as in its batch.
+
+    This is what makes ``encode`` give an image the same code whatever else is in the batch. Part of
+    :func:`check_component` for the kinds in :data:`PER_IMAGE_KINDS`; a component that declares
+    ``eval_batch_dependent`` (:mod:`hashkit.model.capabilities`) is exempt (returns False). Compared: backbone
+    stages, attention features and maps, channel-interaction output, aggregation descriptors, hash-head
+    logits, codes and class logits. An example batch of one image gets a second, mirrored image.
+    """
+    from hashkit.model.capabilities import batch_dependent_components
+
+    if batch_dependent_components(comp):
+        return False
+    batch = _batch_size(inputs)
+    expect(batch is not None, f"{label}: no batch dimension in the example inputs")
+    if batch == 1:
+        inputs, batch = _mirrored_second_row(inputs), 2
+    was_training = comp.training
+    comp.eval()
+    try:
+        with torch.no_grad():
+            together = _per_image_outputs(comp(*inputs))
+            alone = _per_image_outputs(comp(*_first_row(inputs, batch)))
+    finally:
+        comp.train(was_training)
+    expect(together.keys() == alone.keys(), f"{label}: outputs {sorted(alone)} alone, {sorted(together)} in a batch")
+    for key, value in together.items():
+        # relative to the tensor's scale: deep untrained backbones reach large values, and batched convolutions
+        # may sum in another order than a single image's
+        same = value[:1].shape == alone[key].shape and \
+            float((value[:1] - alone[key]).abs().max()) <= 1e-4 * float(value.abs().max()) + 1e-6
+        expect(same, f"{label}: in eval mode, {key} of an image differs between a batch of {batch} and the image "
+                     "alone; declare eval_batch_dependent if that is intended (hashkit.model.capabilities)")
+    return True
+
+
+def _mirrored_second_row(obj: Any) -> Any:
+    """``obj`` with every one-row tensor given a second row: the first one mirrored along its last axis."""
+    if isinstance(obj, torch.Tensor):
+        return torch.cat([obj, obj.flip(-1)]) if obj.ndim >= 2 and obj.shape[0] == 1 else obj
+    return _map_parts(obj, _mirrored_second_row)
+
+
+def _map_parts(obj: Any, fn: Callable[[Any], Any]) -> Any:
+    if isinstance(obj, dict):
+        return {k: fn(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(fn(v) for v in obj)
+    if attrs.has(type(obj)):
+        return attrs.evolve(obj, **{f.name: fn(getattr(obj, f.name)) for f in attrs.fields(type(obj)) if f.init})
+    return obj
+
+
+def _batch_size(obj: Any) -> int | None:
+    if isinstance(obj, torch.Tensor):
+        return obj.shape[0] if obj.ndim else None
+    values = (list(obj.values()) if isinstance(obj, dict) else list(obj) if isinstance(obj, (list, tuple))
+              else [getattr(obj, f.name) for f in attrs.fields(type(obj))] if attrs.has(type(obj)) else [])
+    return next((b for b in map(_batch_size, values) if b is not None), None)
+
+
+def _first_row(obj: Any, batch: int) -> Any:
+    """``obj`` with every tensor of ``batch`` rows cut to its first row (tensors, dicts, lists, attrs classes)."""
+    if isinstance(obj, torch.Tensor):
+        return obj[:1] if obj.ndim and obj.shape[0] == batch else obj
+    return _map_parts(obj, lambda v: _first_row(v, batch))
+
+
+def _per_image_outputs(out: Any) -> dict[str, torch.Tensor]:
+    if isinstance(out, torch.Tensor):
+        return {"output": out}
+    if isinstance(out, AttentionOutput):
+        return {k: v for k, v in (("features", out.features), ("maps", out.maps)) if v is not None}
+    if isinstance(out, AggregationOutput):
+        return {f"descriptor {k!r}": v for k, v in out.descriptors.items()}
+    if isinstance(out, HeadOutput):
+        return {k: v for k in ("logits", "codes", "class_logits") if (v := getattr(out, k)) is not None}
+    return {f"stage {k!r}": v for k, v in out.items()}  # a backbone's {stage: map}
 
 
 def expect(condition: Any, message: str) -> None:

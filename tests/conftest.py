@@ -52,6 +52,17 @@ def semicon_tiny_run(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """A pointwise tiny_cnn run (8 bits, BatchNorm, batch-independent codes), one epoch."""
+    import training_helpers as th
+    from hashkit.training import train
+
+    out = tmp_path_factory.mktemp("tiny") / "run"
+    train(th.tiny_recipe(protocol={"name": "pointwise", "epochs": 1}), out)
+    return out
+
+
+@pytest.fixture(scope="session")
 def served(semicon_tiny_run, tmp_path_factory):
     """``(base, photos, {bits: code file})``: demo query images in class folders (2 per class), encoded at 12
     and 24 bits by ``hashkit encode`` with the tiny run (for the search service tests). Read-only."""

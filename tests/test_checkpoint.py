@@ -11,6 +11,7 @@ import pytest
 import torch
 from torch import nn
 
+from file_faults import rewrite_header
 from hashkit.errors import CheckpointError
 from hashkit.training.checkpoint import (
     capture_rng,
@@ -93,6 +94,40 @@ def test_flipped_byte_is_a_checksum_error(tmp_path):
     data[-10] ^= 0xFF  # inside the tensor bytes (the header is at the start)
     path.write_bytes(bytes(data))
     with pytest.raises(CheckpointError, match="checksum mismatch"):
+        load_checkpoint(path)
+
+
+@pytest.mark.parametrize("field, value", [
+    ("log_lines", 10),            # the reported attack: resume would cut metrics.jsonl to 10 lines
+    ("position", {"step": 0}),
+    ("optimizer", {"param_groups": []}),
+    ("rng", {"python_state": [3, 2, 1]}),
+])
+def test_edited_metadata_is_a_checksum_error(tmp_path, field, value):
+    path = tmp_path / "ck.safetensors"
+    meta = {"position": {"step": 7}, "log_lines": 30, "optimizer": {"param_groups": [{"lr": 0.1}]},
+            "rng": {"python_state": [1, 2, 3]}}
+    save_checkpoint(path, {"model.w": torch.arange(8, dtype=torch.float32)}, meta)
+    assert load_checkpoint(path)[1] == meta
+
+    def edit(header):
+        stored = json.loads(header["__metadata__"]["meta"])
+        stored[field] = value
+        header["__metadata__"]["meta"] = json.dumps(stored, sort_keys=True)
+
+    rewrite_header(path, edit)
+    with pytest.raises(CheckpointError, match="checksum mismatch"):
+        load_checkpoint(path)
+
+
+def test_added_header_field_and_old_format_are_refused(tmp_path):
+    path = _saved(tmp_path)
+    rewrite_header(path, lambda h: h["__metadata__"].update(note="x"))
+    with pytest.raises(CheckpointError, match="checksum mismatch"):
+        load_checkpoint(path)
+    path = _saved(tmp_path)
+    rewrite_header(path, lambda h: h["__metadata__"].update(format_version="1"))
+    with pytest.raises(CheckpointError, match="format '1' is older"):
         load_checkpoint(path)
 
 

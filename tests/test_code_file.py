@@ -1,8 +1,5 @@
 """Code files: round trip, and clear CodeFileErrors for truncated, tampered or inconsistent files."""
 
-import json
-import struct
-
 import numpy as np
 import pytest
 import torch
@@ -10,6 +7,8 @@ import torch
 from hashkit.codes.code_file import load_code_file, save_code_file
 from hashkit.codes.packing import pack_codes
 from hashkit.errors import CodeFileError
+
+from file_faults import flip_byte, rewrite_header
 
 
 def write(tmp_path, n=20, bits=12, **kw):
@@ -41,40 +40,58 @@ def test_truncated_file(tmp_path):
         load_code_file(path)
 
 
-def _rewrite_header(path, edit):
-    data = path.read_bytes()
-    (size,) = struct.unpack("<Q", data[:8])
-    header = json.loads(data[8:8 + size])
-    edit(header)
-    raw = json.dumps(header).encode()
-    raw += b" " * ((8 - len(raw) % 8) % 8)
-    path.write_bytes(struct.pack("<Q", len(raw)) + raw + data[8 + size:])
-
-
-def test_tampered_header_num_bits(tmp_path):
-    path, _ = write(tmp_path)
-    _rewrite_header(path, lambda h: h["__metadata__"].update(num_bits="20"))
-    with pytest.raises(CodeFileError, match="20 bits"):
-        load_code_file(path)
-
-
-def test_tampered_header_bit_order(tmp_path):
-    path, _ = write(tmp_path)
-    _rewrite_header(path, lambda h: h["__metadata__"].update(bit_order="lsb0"))
-    with pytest.raises(CodeFileError, match="bit_order"):
-        load_code_file(path)
-
-
 def test_tampered_codes_fail_the_checksum(tmp_path):
     path, _ = write(tmp_path)
-    data = bytearray(path.read_bytes())
-    (size,) = struct.unpack("<Q", data[:8])
-    header = json.loads(data[8:8 + size])
-    start = 8 + size + header["codes"]["data_offsets"][0]
-    data[start] ^= 0x80
-    path.write_bytes(bytes(data))
-    with pytest.raises(CodeFileError, match="codes_sha256"):
+    flip_byte(path, "codes", 0, 0x80)
+    with pytest.raises(CodeFileError, match="sha256 checksum"):
         load_code_file(path)
+
+
+@pytest.mark.parametrize("tensor, offset", [
+    ("paths_utf8", 3),     # a garbled path
+    ("ids", 0),            # id 0 -> 1 (the issue: id 0 silently became 64)
+    ("labels", 2),
+    ("descriptors", 5),
+])
+def test_every_tensor_is_covered_by_the_checksum(tmp_path, tensor, offset):
+    paths = [f"dir/img{i}.jpg" for i in range(20)]
+    path, _ = write(tmp_path, paths=paths, labels=torch.eye(4)[torch.arange(20) % 4],
+                    descriptors=torch.randn(20, 6))
+    assert load_code_file(path).paths == tuple(paths)
+    flip_byte(path, tensor, offset)
+    with pytest.raises(CodeFileError, match="sha256 checksum"):
+        load_code_file(path)
+
+
+@pytest.mark.parametrize("edit, message", [
+    ({"num_bits": "20"}, "20 bits"),                    # another byte width: the shape check names it
+    ({"bit_order": "lsb0"}, "bit_order"),
+    ({"num_bits": "16"}, "sha256 checksum"),            # same byte width as 12 bits: only the checksum can tell
+    ({"extra.code_length": "16"}, "sha256 checksum"),
+    ({"recipe_hash": "0" * 64}, "sha256 checksum"),
+    ({"skipped": "[]"}, "sha256 checksum"),
+    ({"comment": "hi"}, "unexpected metadata"),
+    ({"format_version": "1"}, "re-encode"),
+])
+def test_edited_header_is_refused(tmp_path, edit, message):
+    path, _ = write(tmp_path, extra={"code_length": 12})
+    rewrite_header(path, lambda h: h["__metadata__"].update(edit))
+    with pytest.raises(CodeFileError, match=message):
+        load_code_file(path)
+
+
+def test_non_utf8_file_names_round_trip_losslessly(tmp_path):
+    import os
+
+    raw = b"caf\xe9-latin1.jpg"          # not valid UTF-8
+    name = os.fsdecode(raw)               # how Python lists it on POSIX (surrogate escape)
+    path, _ = write(tmp_path, n=3, paths=[name, "ok/ü.jpg", "x.png"], skipped=[("bad.png", "cannot read")])
+    f = load_code_file(path)
+    assert f.paths[0] == name and os.fsencode(f.paths[0]) == raw
+    assert f.paths[1] == "ok/ü.jpg" and f.skipped == [("bad.png", "cannot read")]
+    from hashkit.codes.code_file import printable_path
+
+    assert printable_path(f.paths[0]) == "caf\\xe9-latin1.jpg"
 
 
 def test_not_a_hashkit_file(tmp_path):

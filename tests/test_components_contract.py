@@ -16,7 +16,7 @@ from hashkit.errors import ContractError
 from hashkit.interfaces import BuildContext
 from hashkit.interfaces.kinds import KIND, KINDS
 from hashkit.registry import get_registry
-from hashkit.testing import _resolve_example, check_component
+from hashkit.testing import PER_IMAGE_KINDS, _resolve_example, check_component
 
 ENTRIES = [(e.kind, e.name) for e in get_registry().entries()]
 
@@ -55,6 +55,33 @@ def test_state_dict_round_trip_and_seeded_determinism(kind, name, tmp_path):
     c.load_state_dict(loaded)
     for key, value in c.state_dict().items():
         assert torch.equal(value, sa[key])
+
+
+#: built-in components whose default config declares eval-mode batch dependence (README: search section)
+DECLARED_BATCH_DEPENDENT = {("attention", "sem")}
+
+
+def test_only_declared_components_may_depend_on_the_batch_in_eval_mode():
+    """check_component checks every other model component; the README's search section names SEM alone."""
+    from hashkit.model.capabilities import batch_dependent_components
+
+    declared = set()
+    for kind, name in ENTRIES:
+        if kind in PER_IMAGE_KINDS and kind != "backbone":  # backbones are plain CNNs (and slow to build)
+            ex = _resolve_example(get_registry().get(kind, name))
+            if batch_dependent_components(make_component(kind, name, ex.config, ex.ctx or BuildContext())):
+                declared.add((kind, name))
+    assert declared == DECLARED_BATCH_DEPENDENT
+
+
+def test_the_batch_independence_check_catches_batch_statistics(monkeypatch):
+    from hashkit_plugins.channel_interaction.icon import ICON
+
+    original = ICON.forward
+    check_component("channel_interaction", "icon")
+    monkeypatch.setattr(ICON, "forward", lambda self, x: original(self, x) - x.mean(dim=0, keepdim=True))
+    with pytest.raises(AssertionError, match="differs between a batch of 2 and the image alone"):
+        check_component("channel_interaction", "icon")
 
 
 CONTEXT_ENTRIES = [(k, n) for k, n in ENTRIES if KIND[k].context]

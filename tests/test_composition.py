@@ -84,3 +84,35 @@ def test_encode_without_hash_head_explains():
     with pytest.raises(ContractError, match="no hash head"):
         model.encode(torch.randn(1, 3, 32, 32))
     assert model(torch.randn(1, 3, 32, 32)).descriptor.shape == (1, 32)
+
+
+def test_components_made_for_other_neighbours_fail_at_construction():
+    """The README's case: gap built on stage3 (64 channels) in a model that taps stage4 (128) used to build and
+    then die in encode with a raw matmul error; now construction names both components."""
+    backbone = make_component("backbone", "tiny_cnn", {"width": 16})
+    pool = make_component("aggregation", "gap", {}, BuildContext(in_spec=backbone.stage_specs["stage3"]))
+    head = make_component("hash_head", "linear", {}, BuildContext(code_length=12,
+                                                                 descriptor_dims=pool.descriptor_dims))
+    with pytest.raises(ContractError) as info:
+        hashkit.HashingModel(backbone=backbone, aggregation=pool, hash_head=head)
+    msg = str(info.value)
+    assert "backbone 'tiny_cnn' stage 'stage4' gives 128 channels" in msg and "aggregation 'gap' was built for 64" in msg
+    assert hashkit.HashingModel(backbone=backbone, aggregation=pool, hash_head=head, tap="stage3").encode(
+        torch.randn(1, 3, 32, 32)).shape == (1, 12)
+    # the head's build context is checked too, even when the head does not keep descriptor_dims itself
+    other = make_component("hash_head", "linear", {}, BuildContext(code_length=12, descriptor_dims={"global": 128}))
+    with pytest.raises(ContractError, match=r"gives descriptors \{'global': 64\}.*expects \{'global': 128\}"):
+        hashkit.HashingModel(backbone=backbone, aggregation=pool, hash_head=other, tap="stage3")
+
+
+def test_aggregation_built_for_other_stages_or_maps_fails_at_construction():
+    backbone = make_component("backbone", "tiny_cnn", {"width": 4})
+    specs = backbone.stage_specs
+    multi = make_component("aggregation", "gap", {}, BuildContext(in_spec=specs["stage4"],
+                                                                 stages={"stage2": specs["stage2"]}))
+    with pytest.raises(ContractError, match=r"built to read stage 'stage2' but the model taps \['stage4'\]"):
+        hashkit.HashingModel(backbone=backbone, aggregation=multi)
+    assert hashkit.HashingModel(backbone=backbone, aggregation=multi, taps=("stage2", "stage4"))
+    maps = make_component("aggregation", "gap", {}, BuildContext(in_spec=specs["stage4"], num_maps=3))
+    with pytest.raises(ContractError, match="the attention cascade gives 0 maps but aggregation 'gap' was built for 3"):
+        hashkit.HashingModel(backbone=backbone, aggregation=maps)

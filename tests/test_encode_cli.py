@@ -1,29 +1,23 @@
 """``hashkit encode`` / ``hashkit search`` with an image query, on a tiny trained run."""
 
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).parent))
-from training_helpers import tiny_recipe  # noqa: E402
 
 
 @pytest.mark.slow
-def test_encode_directory_then_search_by_image(tmp_path, capsys):
+def test_encode_directory_then_search_by_image(tiny_run, tmp_path, capsys):
     from hashkit.cli.main import main
     from hashkit.codes.code_file import load_code_file
     from hashkit.codes.packing import pack_codes
     from hashkit.data.transforms import build_transform
     from hashkit.runs import load_run
-    from hashkit.training import train
 
-    run = tmp_path / "run"
-    train(tiny_recipe(protocol={"name": "pointwise", "epochs": 1}), run)
+    run = tiny_run
     images = tmp_path / "images"
     rng = np.random.default_rng(0)
     names = ["b/2.png", "a/1.png", "a/0.jpg", "c.png"]
@@ -49,4 +43,5 @@ def test_encode_directory_then_search_by_image(tmp_path, capsys):
     assert main(["search", str(out), "--query", str(images / "b/2.png"), "-k", "4", "--json"]) == 0
     hits = json.loads(capsys.readouterr().out)[0]["results"]
     assert {"id": 2, "path": "b/2.png", "distance": 0} in hits
-    assert main(["encode", str(run), "--images", str(tmp_path / "missing"), "--out", str(out)]) == 2
+    assert main(["encode", str(run), "--images", str(tmp_path / "missing"), "--out", str(out), "--overwrite"]) == 2
+    assert "no such image directory" in capsys.readouterr().err

@@ -1,12 +1,11 @@
 """The FISH, CHN, DPAH and DCDH recipes: every one loads and cites its sources; every demo recipe trains well
-above its untrained model (the baseline computed as tools/untrained_baseline.py does)."""
+above its untrained model (the baseline that ``hashkit baseline`` computes)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-import torch
 
 import hashkit
 
@@ -35,33 +34,17 @@ def test_recipes_load_and_cite_public_sources(method):
     assert nabirds.protocol.config.num_samples == 4000 and nabirds.dataset.name == "nabirds"
 
 
-def _untrained_scores(recipe, length):
-    """tools/untrained_baseline.py: the model as the trainer initialises it, scored like a finished run."""
-    from hashkit.assemble import build
-    from hashkit.training.evaluate import evaluate_model
-    from hashkit.training.seeding import derive_seed, generator, seed_globals
-
-    seed_globals(derive_seed(recipe.seed, length, "init"))
-    built = build(recipe, length)
-    train = built.data.split("train")
-    built.protocol.setup(train.targets.float(), generator(recipe.seed, length, "setup"))
-    learned = built.protocol.database_codes()
-    return evaluate_model(built.model.eval(), recipe, query=built.data.split("query"),
-                          database=built.data.split("database"),
-                          learned=(learned, train.targets.float()) if learned is not None else None,
-                          provided_kind=built.protocol.database, device=torch.device("cpu")).scores
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("method", METHODS)
 def test_demo_trains_well_above_the_untrained_model(method, tmp_path):
     """The demo recipe for half its rounds: encoded mAP (and tie-aware mAP) at least 0.15 above the untrained
     model; for the proxy-code methods the label-derived database too."""
     from hashkit.training import train
+    from hashkit.training.baseline import untrained_report
 
     overrides = {"protocol.rounds": 2, "schedule.milestones": [2], "train.progress": False}
     recipe = hashkit.load_recipe(RECIPES / f"{method}-demo.toml", overrides)
-    before = _untrained_scores(recipe, 12)
+    before = untrained_report(recipe, [12])["results"]["12"]["last"]
     after = train(recipe, tmp_path / "run")["results"]["12"]["last"]
     for kind in before:
         assert after[kind]["map"] > before[kind]["map"] + 0.15, (kind, before[kind], after[kind])

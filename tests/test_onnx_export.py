@@ -138,3 +138,28 @@ def test_export_command_errors(tmp_path, capsys):
     assert main(["export", str(tmp_path), "--onnx", str(tmp_path / "m.onnx"), "--check", "-1"]) == 2
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 2 and all(line.startswith("hashkit: error: ") for line in err)
+
+
+def test_export_checks_its_output_before_loading_the_run(tmp_path, capsys, monkeypatch):
+    """As encode (and train): an existing file is kept unless --overwrite, a bad --onnx fails before any work."""
+    import hashkit.runs as runs
+
+    monkeypatch.setattr(runs, "load_run", lambda *a, **k: pytest.fail("the run was loaded before --onnx was checked"))
+    (tmp_path / "m.onnx").write_text("keep")
+    for out, expected in ((tmp_path / "m.onnx", "exists; pass --overwrite"), (tmp_path, "is a directory"),
+                          (tmp_path / "m.onnx" / "x.onnx", "is not a directory")):
+        assert main(["export", str(tmp_path), "--onnx", str(out)]) == 2
+        err = capsys.readouterr().err.splitlines()
+        assert len(err) == 1 and expected in err[0], err
+    assert (tmp_path / "m.onnx").read_text() == "keep"
+    from hashkit.errors import HashkitError
+
+    loads = []
+
+    def stop(*args, **kwargs):
+        loads.append(args)
+        raise HashkitError("stopped after the check")
+
+    monkeypatch.setattr(runs, "load_run", stop)  # --overwrite passes the check: the export goes on
+    assert main(["export", str(tmp_path), "--onnx", str(tmp_path / "m.onnx"), "--overwrite"]) == 2
+    assert len(loads) == 1 and "stopped after the check" in capsys.readouterr().err

@@ -18,7 +18,7 @@ PACKAGES = Path(__file__).parent / "plugin_packages"
 @pytest.fixture(scope="module")
 def site_dirs(tmp_path_factory):
     dirs = {}
-    for name in ("example", "broken", "duplicate"):
+    for name in ("example", "broken", "duplicate", "hostile"):
         target = tmp_path_factory.mktemp(f"site_{name}")
         source = tmp_path_factory.mktemp(f"src_{name}") / name  # setuptools writes build/ beside the sources
         shutil.copytree(PACKAGES / name, source)
@@ -106,6 +106,24 @@ def test_third_party_loss_is_usable_from_a_recipe(site_dirs, tmp_path):
     assert ok.returncode == 0, ok.stderr
     missing = run_hashkit(["recipe", "validate", str(recipe)], [site_dirs["example"]], HASHKIT_DISABLE_PLUGIN_AUTOLOAD="1")
     assert missing.returncode == 2 and "unknown loss 'pairwise_margin'" in missing.stderr
+
+
+def test_a_plugin_cannot_end_the_process_while_loading(site_dirs):
+    """sys.exit(0) at import and KeyboardInterrupt from the hook are reported as broken plugins; the command
+    runs to its end (it used to exit 0 printing nothing, or 130)."""
+    paths = [site_dirs["hostile"], site_dirs["example"]]
+    result = run_hashkit(["plugins", "--json"], paths)
+    rows = plugin_rows(result)
+    assert rows["exits"]["error"] == "SystemExit: 0" and rows["exits"]["components"] == []
+    assert rows["interrupts"]["error"] == "KeyboardInterrupt"
+    assert rows["example"]["error"] is None and "loss:pairwise_margin" in rows["example"]["components"]
+    assert "plugin 'exits' failed to load" in result.stderr and "plugin 'interrupts' failed" in result.stderr
+
+
+def test_strict_mode_fails_loudly_on_a_plugin_that_exits(site_dirs):
+    result = run_hashkit(["plugins"], [site_dirs["hostile"]], HASHKIT_STRICT_PLUGINS="1")
+    assert result.returncode == 1 and result.stdout == ""
+    assert "plugin 'exits' (hashkit_exit_plugin) raised SystemExit(0) while loading" in result.stderr
 
 
 def test_third_party_component_nests_a_builtin_from_a_recipe(site_dirs, tmp_path):

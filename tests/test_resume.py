@@ -8,7 +8,6 @@ import json
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -29,40 +28,32 @@ def _recipe():
     )
 
 
-def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 120.0) -> None:
-    deadline = time.time() + timeout
-    while not path.exists():
-        if proc.poll() is not None:
-            out = proc.stdout.read().decode(errors="replace") if proc.stdout else ""
-            raise AssertionError(f"training finished (rc {proc.returncode}) before {path} appeared:\n{out[-3000:]}")
-        if time.time() > deadline:
-            proc.kill()
-            raise AssertionError(f"timed out waiting for {path}")
-        time.sleep(0.002)
-
-
 def _metrics(run_dir: Path, length: int) -> list[dict]:
     return [json.loads(line) for line in (run_dir / f"L{length}" / "metrics.jsonl").read_text().splitlines()]
 
 
+def _run_killed(args: list[str], kill: str) -> None:
+    """Run the training helper with a self-kill point; it must die by SIGKILL."""
+    proc = subprocess.run([sys.executable, str(HELPER), *args], env={**th.subprocess_env(), "HASHKIT_TEST_KILL": kill},
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == -signal.SIGKILL, f"rc {proc.returncode}, not killed at {kill}:\n{proc.stdout[-2000:]}" \
+        f"{proc.stderr[-3000:]}"
+
+
 @pytest.mark.slow
 def test_sigkill_then_resume_equals_uninterrupted(tmp_path):
-    kill_when = "L8/checkpoint.json"  # first checkpoint of the first code length: both lengths run after resume
+    """Killed in the middle of a checkpoint write (L8), resumed and killed again in the middle of an evaluation
+    (L12), resumed to the end: everything equals an uninterrupted run, and no temp file is left."""
     recipe = _recipe()
     recipe_file = tmp_path / "recipe.json"
     recipe_file.write_text(json.dumps(recipe))
     run_dir = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, str(HELPER), "train", str(run_dir), str(recipe_file)],
-                            env=th.subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    try:
-        _wait_for(run_dir / kill_when, proc)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == -signal.SIGKILL
-    assert not (run_dir / "report.json").exists(), "the run finished before it was killed"
+    _run_killed(["train", str(run_dir), str(recipe_file)], "write:3")
+    leftovers = list((run_dir / "L8").glob(".checkpoint.safetensors.*.tmp"))
+    assert len(leftovers) == 1 and leftovers[0].stat().st_size > 0, "the kill did not happen during a write"
+    _run_killed(["resume", str(run_dir)], "eval:12:3")
+    assert not leftovers[0].exists(), "resume did not remove the stale temp file"
+    assert (run_dir / "L8" / "codes.safetensors").is_file() and not (run_dir / "report.json").exists()
 
     # the uninterrupted reference, in this process (same thread count, same code)
     from hashkit.training import train
@@ -87,6 +78,7 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path):
     for length in ("8", "12"):
         for key in ("last", "selected", "selected_round", "steps"):
             assert got_report[length][key] == ref_report[length][key]
+    assert not [p for p in run_dir.rglob("*.tmp")]
 
 
 @pytest.mark.parametrize("hook, checkpoint_every, expected_position", [
@@ -133,12 +125,12 @@ def test_resume_from_a_copied_run_directory(tmp_path, hook, checkpoint_every, ex
 
 
 def test_new_run_refuses_existing_directory(tmp_path):
-    from hashkit.errors import CheckpointError, RecipeError
+    from hashkit.errors import CheckpointError, OutputError
     from hashkit.training import train
 
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "something").write_text("x")
-    with pytest.raises(RecipeError, match="exists and is not empty"):
+    with pytest.raises(OutputError, match="exists and is not empty"):
         train(th.tiny_recipe(), tmp_path / "run")
     with pytest.raises(CheckpointError, match="not a hashkit run directory"):
         train(None, tmp_path / "run", resume=True)
@@ -154,3 +146,31 @@ def test_resuming_a_finished_run_changes_nothing(tmp_path):
     after = th.final_state(run, 8)
     assert all(torch.equal(before[k], after[k]) for k in before)
     assert first["results"]["8"]["last"] == second["results"]["8"]["last"]
+
+
+def test_resume_refuses_overrides_that_change_the_run(tmp_path, capsys):
+    from hashkit.cli.main import main
+    from hashkit.errors import RecipeError
+    from hashkit.training import train
+
+    run = tmp_path / "run"
+    train(th.tiny_recipe(protocol={"name": "pointwise", "epochs": 1}), run)
+    saved = (run / "recipe.toml").read_text()
+    for override in ({"data.batch_size": 4}, {"optimizer.lr": 0.5}, ["model.backbone.width=8"],
+                     {"eval.topk": [0, 10]}):
+        key = next(iter(override)) if isinstance(override, dict) else override[0].split("=")[0]
+        with pytest.raises(RecipeError, match=f"cannot change {key} when resuming"):
+            train(None, run, resume=True, overrides=override)
+    with pytest.raises(RecipeError, match="drop the recipe argument"):
+        train(th.tiny_recipe(), run, resume=True)
+    assert main(["train", "semicon-demo", "--resume", str(run)]) == 2
+    assert "drop semicon-demo" in capsys.readouterr().err
+    # resume-safe keys, and values equal to the run's own, are accepted and recorded
+    train(None, run, resume=True, overrides={"train.device": "cpu", "data.num_workers": 0, "data.batch_size": 8})
+    env = json.loads((run / "environment.json").read_text())
+    assert env["overrides"] == {"train.device": "cpu", "data.num_workers": 0, "data.batch_size": 8}
+    assert main(["train", "--resume", str(run), "--no-progress", "--device", "cpu"]) == 0
+    env = json.loads((run / "environment.json").read_text())
+    assert env["overrides"] == {"train.device": "cpu", "train.progress": False}
+    assert env["resumed_from"][-1]["overrides"]["data.batch_size"] == 8  # the history keeps earlier sessions
+    assert (run / "recipe.toml").read_text() == saved

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import math
 import tomllib
 
@@ -11,8 +12,12 @@ from hypothesis import strategies as st
 from hashkit.recipe.toml_writer import dumps_toml
 
 keys = st.text(alphabet="abcxyz_-.0 ", min_size=1, max_size=6)
+offsets = st.sampled_from([None, datetime.timezone.utc, datetime.timezone(datetime.timedelta(hours=-7, minutes=-30))])
 scalars = st.one_of(
     st.booleans(), st.integers(-10**6, 10**6), st.floats(allow_nan=False, width=64), st.text(max_size=8),
+    # every TOML date/time kind: offset and local date-times, local dates, local times (tomllib keeps microseconds)
+    st.builds(lambda d, tz: d.replace(tzinfo=tz), st.datetimes(min_value=datetime.datetime(1, 1, 1)), offsets),
+    st.dates(), st.times(),
 )
 values = st.recursive(
     scalars,

@@ -154,7 +154,7 @@ def adsh_recipe(**sections: Any) -> dict[str, Any]:
 
 # -------------------------------------------------------------------------------------- reading results
 def untrained_scores(recipe, code_length: int | None) -> dict[str, dict[str, Any]]:
-    """Scores of ``recipe``'s model at initialisation, built as the trainer builds it (``tools/untrained_baseline.py``).
+    """Scores of ``recipe``'s model at initialisation, built as the trainer builds it (as ``hashkit baseline``).
 
     Keyed like a run's results (``"encoded"``, ``"descriptor"``); protocols with learned database codes are
     not supported here (no demo test needs them).
@@ -189,10 +189,61 @@ def subprocess_env() -> dict[str, str]:
     return env
 
 
+def install_self_kill(spec: str) -> None:
+    """Make this process SIGKILL itself at a chosen point (the kill-and-resume test's fault injection).
+
+    - ``write:N``: during the N-th write of a ``checkpoint.safetensors``: half the bytes are in the temp
+      file (flushed and fsynced), then the process dies, leaving the temp file behind;
+    - ``eval:BITS:N``: inside the N-th scoring call of a BITS-bit model's evaluation (after its codes were
+      computed, before the metrics return).
+    """
+    import signal
+
+    import hashkit.atomic_io as atomic_io
+    import hashkit.training.evaluate as evaluate
+
+    what, *args = spec.split(":")
+    calls = [0]
+
+    def die() -> None:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    if what == "write":
+        original_write = atomic_io._write_all
+
+        def write_all(fh, data, target):
+            if target.name == "checkpoint.safetensors":
+                calls[0] += 1
+                if calls[0] == int(args[0]):
+                    fh.write(data[: len(data) // 2])
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                    die()
+            original_write(fh, data, target)
+
+        atomic_io._write_all = write_all
+    elif what == "eval":
+        original_score = evaluate.score
+
+        def score(query, *rest, **kwargs):
+            if query.shape[1] == int(args[0]):
+                calls[0] += 1
+                if calls[0] == int(args[1]):
+                    die()
+            return original_score(query, *rest, **kwargs)
+
+        evaluate.score = score
+    else:
+        raise SystemExit(f"unknown kill point {spec!r}")
+
+
 def main(argv: list[str]) -> int:
-    """``train OUT RECIPE.json`` or ``resume OUT``: the subprocess side of the kill-and-resume test."""
+    """``train OUT RECIPE.json`` or ``resume OUT``: the subprocess side of the kill-and-resume test
+    (``HASHKIT_TEST_KILL`` = a kill point of :func:`install_self_kill`)."""
     torch.set_num_threads(1)
     register_test_plugin()
+    if os.environ.get("HASHKIT_TEST_KILL"):
+        install_self_kill(os.environ["HASHKIT_TEST_KILL"])
     from hashkit.training import train
 
     if argv[0] == "train":

@@ -6,8 +6,8 @@ the built-in demo data at 16 and 32 bits, next to the same model untrained (CPU,
 
 Each cell is mAP@all over the encoded database (query = the demo's test images, database = its training
 images), ties broken by database index as ``hashkit train`` reports it; ADSH also shows its learned database.
-The untrained figure is the recipe's model at initialisation (same seed as training, see
-tools/untrained_baseline.py). Timings depend on the machine's load.
+The untrained figure is the recipe's model at initialisation (same seed as training, as ``hashkit baseline``
+computes it). Timings depend on the machine's load.
 """
 
 from __future__ import annotations
@@ -25,9 +25,6 @@ import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMOS = ROOT / "recipes" / "generic-demo"
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from untrained_baseline import untrained_scores  # noqa: E402
 
 
 def demo_methods() -> list[str]:
@@ -50,13 +47,14 @@ def run_method(method: str, lengths: list[int], overrides: list[str], epochs: in
     ``epochs`` shortens (or lengthens) the demo's training to about that many epochs."""
     from hashkit.recipe import load_recipe
     from hashkit.training import train
+    from hashkit.training.baseline import untrained_report
 
     sets = [*(epoch_overrides(method, epochs) if epochs else []), *overrides,
             f"code_lengths={json.dumps(lengths)}"]
     recipe = load_recipe(DEMOS / f"{method}.toml", sets)
     out: dict = {}
     for length in lengths:
-        out[length] = {"untrained": untrained_scores(recipe, length)}
+        out[length] = {"untrained": untrained_report(recipe, [length])["results"][str(length)]["last"]}
     started = time.time()
     with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(io.StringIO()):
         report = train(recipe, Path(tmp) / "run")

@@ -52,7 +52,8 @@ from torch import Tensor
 
 
 class TrainingProtocol:
-    """Base class of training protocols. ``num_rounds`` and ``epochs_per_round`` set the loop."""
+    """Base class of training protocols. ``num_rounds`` and ``epochs_per_round`` set the loop; a protocol that
+    visits a subset of the training items per round says how many in ``num_samples`` (after ``setup``)."""
 
     num_rounds: int = 1
     epochs_per_round: int = 1

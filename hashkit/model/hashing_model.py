@@ -120,10 +120,20 @@ class HashingModel(nn.Module):
 
     @torch.no_grad()
     def encode(self, x: Tensor) -> Tensor:
-        """Binary codes ``(B, L)`` as float ±1 (``sign(0) -> +1`` unless ``zero_to == "zero"``)."""
+        """Binary codes ``(B, L)`` as float ±1 (``sign(0) -> +1`` unless ``zero_to == "zero"``).
+
+        Runs in eval mode whatever mode the model is in (restored afterwards), so BatchNorm uses its running
+        statistics and an image gets the same code in any batch, unless a component declares
+        ``eval_batch_dependent`` (SEM with ``sigma = "batch"``; :mod:`hashkit.model.capabilities`).
+        """
         from hashkit.codes.binarize import binarize
 
-        out = self(x)
+        was_training = self.training
+        self.eval()
+        try:
+            out = self(x)
+        finally:
+            self.train(was_training)
         if out.codes is None:
             raise ContractError("this model has no hash head: use its descriptor (model(x).descriptor)")
         return binarize(out.codes, zero_to=self.zero_to)
@@ -153,7 +163,14 @@ def _running_stats_kept(module: nn.Module) -> Iterator[None]:
 
 
 def check_contracts(model: HashingModel) -> None:
-    """Check declared channels between neighbouring components; name both on a mismatch."""
+    """Check every pair of neighbouring components at construction; a mismatch names both.
+
+    Declared attributes are checked (the backbone's stages, attention ``in_channels``/``out_channels``, the
+    head's ``descriptor_dims``), and so is what each component was built for (``built_for``, recorded by
+    :func:`hashkit.assemble.make_component`): the channels the aggregation was built to receive against the
+    tapped stage after the attention cascade, the stages it reads against the model's taps, the number of
+    attention maps, and the descriptors the head was built for against the aggregation's.
+    """
     bb = model.backbone
     bb_label = component_label(bb, "backbone")
     for tap in model.taps:
@@ -161,18 +178,37 @@ def check_contracts(model: HashingModel) -> None:
             raise ContractError(f"model taps stage {tap!r} but {bb_label} has stages {list(bb.stage_specs)}")
     channels = bb.stage_specs[model.tap].channels
     prev = f"{bb_label} stage {model.tap!r}"
+    num_maps = 0
     for i, att in enumerate(model.attention):
         label = component_label(att, f"attention[{i}]")
         if att.in_channels != channels:
             raise ContractError(f"{prev} gives {channels} channels but {label} expects {att.in_channels}")
         channels = att.out_channels
+        num_maps += int(getattr(att, "num_maps", 0) or 0)
         prev = label
+    agg = model.aggregation
+    agg_label = component_label(agg, "aggregation")
+    made = getattr(agg, "built_for", None)
+    if made:
+        if made.get("in_channels") is not None and made["in_channels"] != channels:
+            raise ContractError(f"{prev} gives {channels} channels but {agg_label} was built for "
+                                f"{made['in_channels']} (build it with BuildContext(in_spec=...) of stage "
+                                f"{model.tap!r}, or tap the stage it was built for)")
+        for stage, stage_channels in made.get("stages", {}).items():
+            if stage not in model.taps:
+                raise ContractError(f"{agg_label} was built to read stage {stage!r} but the model taps "
+                                    f"{list(model.taps)} ({bb_label})")
+            if bb.stage_specs[stage].channels != stage_channels:
+                raise ContractError(f"{bb_label} stage {stage!r} gives {bb.stage_specs[stage].channels} channels "
+                                    f"but {agg_label} was built for {stage_channels}")
+        if made.get("num_maps") and made["num_maps"] != num_maps:
+            raise ContractError(f"the attention cascade gives {num_maps} maps but {agg_label} was built for "
+                                f"{made['num_maps']}")
     head = model.hash_head
     if head is not None:
-        expected = getattr(head, "descriptor_dims", None)
-        agg_dims = dict(model.aggregation.descriptor_dims)
-        if expected is not None and dict(expected) != agg_dims:
-            raise ContractError(
-                f"{component_label(model.aggregation, 'aggregation')} gives descriptors {agg_dims} but "
-                f"{component_label(head, 'hash_head')} expects {dict(expected)}"
-            )
+        agg_dims = dict(agg.descriptor_dims)
+        head_made = getattr(head, "built_for", None) or {}
+        for expected in (getattr(head, "descriptor_dims", None), head_made.get("descriptor_dims")):
+            if expected and dict(expected) != agg_dims:
+                raise ContractError(f"{agg_label} gives descriptors {agg_dims} but "
+                                    f"{component_label(head, 'hash_head')} expects {dict(expected)}")

@@ -122,7 +122,7 @@ def _build(cls: type, data: dict[str, Any], prefix: str) -> Any:
     for key, value in data.items():
         dotted = f"{prefix}.{key}" if prefix else key
         if key not in fields:
-            close = difflib.get_close_matches(key, list(fields), n=1)
+            close = difflib.get_close_matches(key, list(fields), n=1) if len(key) < 200 else []
             hint = f"; closest: {close[0]!r}" if close else ""
             known = ", ".join(fields) if fields else "(no parameters)"
             raise Invalid(dotted, f"unknown key{hint}; expected one of: {known}")

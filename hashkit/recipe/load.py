@@ -63,8 +63,30 @@ def load_recipe(
         for note in upgrade_saved_recipe(data, file):
             warnings.warn(note, RecipeUpgradeWarning, stacklevel=2)
     apply_overrides(data, overrides, prov)
+    resolve_dataset_root(data, prov, file)
     with recipe_provenance(prov):
         return validate_recipe_data(data, file=file, provenance=prov)
+
+
+def resolve_dataset_root(data: dict[str, Any], prov: dict[str, str], file: str) -> None:
+    """Make a relative ``data.dataset.root`` absolute, in place.
+
+    A root written in a recipe file is relative to that file's directory (like ``extends``); one given with
+    ``--set`` or in Python data is relative to the working directory. Storing it absolute means the run's
+    saved ``recipe.toml`` finds the same data from any directory (resume, eval, encode).
+    """
+    section = data.get("data")
+    dataset = section.get("dataset") if isinstance(section, dict) else None
+    root = dataset.get("root") if isinstance(dataset, dict) else None
+    if not isinstance(root, str) or not root:
+        return
+    path = Path(root).expanduser()
+    if path.is_absolute():
+        dataset["root"] = str(path)
+        return
+    origin = key_origin(prov, "data.dataset.root", file)
+    base = Path(origin).resolve().parent if origin not in (None, "--set", "<recipe>") else Path.cwd()
+    dataset["root"] = str(base / path)
 
 
 def _origin(prov: dict[str, str], key: str, file: str) -> str:
@@ -93,7 +115,7 @@ def validate_recipe_data(data: dict[str, Any], *, file: str = "<recipe>", proven
     prov = provenance or {}
     for key in data:
         if key not in TOP_LEVEL:
-            close = difflib.get_close_matches(key, sorted(TOP_LEVEL), n=1)
+            close = difflib.get_close_matches(key, sorted(TOP_LEVEL), n=1) if len(key) < 200 else []
             hint = f"; closest: {close[0]!r}" if close else ""
             raise _fail(f"unknown key{hint}; expected one of: {', '.join(sorted(TOP_LEVEL))}", key, file, prov)
 
@@ -143,9 +165,9 @@ def validate_recipe_data(data: dict[str, Any], *, file: str = "<recipe>", proven
     )
     protocol = _component("training_protocol", data.get("protocol", {"name": "pointwise"}), "protocol", file, prov)
 
-    data_section_raw = dict(data.get("data", {}))
     if not isinstance(data.get("data", {}), dict):
         raise _fail(f"expected a [data] table, found {found(data.get('data'))}", "data", file, prov)
+    data_section_raw = dict(data.get("data", {}))
     dataset_raw = data_section_raw.get("dataset", {"name": "demo"})
     dataset = _component("dataset", dataset_raw, "data.dataset", file, prov)
     if isinstance(dataset_raw, str):

@@ -1,8 +1,15 @@
-"""Reading recipe TOML files with ``extends`` inheritance (deep merge) and key provenance."""
+"""Reading recipe TOML files with ``extends`` inheritance (deep merge) and key provenance.
+
+Limits: a recipe and every file it extends must be a regular file (not a device, a FIFO or ``/dev/stdin``,
+which would block or never end) of at most :data:`MAX_RECIPE_BYTES` (1 MiB), and tables and arrays may be
+nested at most :data:`MAX_NESTING` levels deep (in files and in ``--set`` values alike).
+"""
 
 from __future__ import annotations
 
 import copy
+import os
+import stat
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -11,6 +18,59 @@ from hashkit.errors import RecipeError
 
 #: a recipe ``extends`` path that starts with this prefix is looked up among the installed recipes
 BUILTIN_PREFIX = "hashkit:"
+#: the largest recipe file read (bytes)
+MAX_RECIPE_BYTES = 1 << 20
+#: the deepest nesting of tables and arrays accepted in a recipe
+MAX_NESTING = 32
+
+
+def nesting_depth(value: Any) -> int:
+    """How deeply tables and arrays nest in ``value`` (a scalar is 0), computed without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else None
+        if children is None:
+            continue
+        deepest = max(deepest, depth)
+        stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+def parse_toml(text: str, where: str, *, file: str | None = None, key: str | None = None) -> dict[str, Any]:
+    """``tomllib.loads`` with the nesting limit; one-line :class:`RecipeError` naming ``where``."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise RecipeError(f"invalid TOML in {where}: {exc}", file=file, key=key) from None
+    except RecursionError:
+        data = None
+    if data is None or nesting_depth(data) > MAX_NESTING:
+        raise RecipeError(f"{where} nests tables or arrays more than {MAX_NESTING} levels deep", file=file, key=key)
+    return data
+
+
+def read_recipe_file(path: Path) -> str:
+    """The text of a recipe file: a regular file of at most :data:`MAX_RECIPE_BYTES`, UTF-8."""
+    shown = str(path)
+    try:
+        info = os.stat(path)
+    except OSError as exc:
+        raise RecipeError(f"cannot read recipe: {exc.strerror}", file=shown) from None
+    if not stat.S_ISREG(info.st_mode):
+        raise RecipeError("not a regular file (a recipe or an extended file must be a regular file, not a "
+                          "device, pipe or directory)", file=shown)
+    if info.st_size > MAX_RECIPE_BYTES:
+        raise RecipeError(f"{info.st_size:,} bytes is more than the {MAX_RECIPE_BYTES:,}-byte limit of a recipe "
+                          "file", file=shown)
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read(MAX_RECIPE_BYTES + 1)
+        if len(raw) > MAX_RECIPE_BYTES:
+            raise RecipeError(f"more than the {MAX_RECIPE_BYTES:,}-byte limit of a recipe file", file=shown)
+        return raw.decode("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RecipeError(f"cannot read recipe: {exc}", file=shown) from None
 
 
 def builtin_recipe_dir() -> Path:
@@ -93,12 +153,7 @@ def load_toml_with_extends(path: Path, *, _chain: tuple[Path, ...] = ()) -> tupl
     if resolved in _chain:
         cycle = " -> ".join(str(p) for p in (*_chain, resolved))
         raise RecipeError(f"cyclic extends: {cycle}", file=shown, key="extends")
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise RecipeError(f"invalid TOML: {exc}", file=shown) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise RecipeError(f"cannot read recipe: {exc}", file=shown) from None
+    data = parse_toml(read_recipe_file(path), "the recipe", file=shown)
 
     parents = data.pop("extends", None)
     if parents is None:

@@ -1,11 +1,12 @@
 """Writing recipe data back as TOML (the resolved recipe saved beside every run).
 
-Covers what recipes contain: tables, arrays of tables, arrays, strings, ints, floats (incl. inf/nan) and
-bools. Round trip: ``tomllib.loads(dumps_toml(d)) == d``.
+Covers every TOML type: tables, arrays of tables, arrays, strings, ints, floats (incl. inf/nan), bools,
+offset and local date-times, local dates and local times. Round trip: ``tomllib.loads(dumps_toml(d)) == d``.
 """
 
 from __future__ import annotations
 
+import datetime
 import math
 import re
 from typing import Any
@@ -46,11 +47,19 @@ def _scalar(v: Any) -> str:
         return repr(v)
     if isinstance(v, str):
         return _string(v)
+    if isinstance(v, (datetime.datetime, datetime.date, datetime.time)):
+        # isoformat is TOML's RFC 3339 form: 1979-05-27T07:32:00+00:00, 1979-05-27, 07:32:00.999999
+        return v.isoformat()
     if isinstance(v, (list, tuple)):
         return "[" + ", ".join(_scalar(x) for x in v) + "]"
     if isinstance(v, dict):
         return "{" + ", ".join(f"{_key(k)} = {_scalar(x)}" for k, x in v.items()) + "}"
     raise TypeError(f"cannot write {type(v).__name__} to TOML")
+
+
+def toml_value(v: Any) -> str:
+    """``v`` as one TOML literal, e.g. the value of a ``--set key=value``."""
+    return _scalar(v)
 
 
 def _is_table_array(v: Any) -> bool:

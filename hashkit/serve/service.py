@@ -200,9 +200,11 @@ def _encode_run(run_dir: Path, images: Path | None, settings: Settings, log) -> 
 
     import torch
 
-    from hashkit.cli.commands.encode import encode_images, list_images
+    from hashkit.cli.commands.encode import list_images
     from hashkit.codes.code_file import CodeFile
+    from hashkit.codes.encoder import encode_images
     from hashkit.codes.packing import pack_codes
+    from hashkit.data.readers import FileImageReader
     from hashkit.data.transforms import build_transform
     from hashkit.runs import load_run, run_code_lengths
 
@@ -213,8 +215,8 @@ def _encode_run(run_dir: Path, images: Path | None, settings: Settings, log) -> 
     for bits in run_code_lengths(run_dir):
         started = time.perf_counter()
         loaded = load_run(run_dir, bits)
-        codes = encode_images(loaded.model, build_transform(loaded.recipe.data.eval_transform), root, items,
-                              batch_size=64, num_workers=0, device=torch.device("cpu"), progress=False)
+        codes = encode_images(loaded.model, build_transform(loaded.recipe.data.eval_transform), FileImageReader(root),
+                              items, batch_size=64, num_workers=0, device=torch.device("cpu")).codes
         meta = {"extra.run_dir": str(Path(run_dir).resolve()), "extra.recipe_name": loaded.recipe.name}
         code_file = CodeFile(pack_codes(codes), bits, torch.arange(len(items)), tuple(items), None, meta)
         indexes.append(CodeIndex(code_file, f"{run_dir} ({bits} bits, {len(items)} images encoded at start)"))

@@ -13,10 +13,13 @@ tensor key prefix           content
 ``trainer.``                trainer tensors (the current round's visiting order)
 ==========================  =====================================================================
 
-Non-tensor data (step counters, optimiser hyper-parameters, the scalar parts of the numpy/python RNG states)
-goes into the safetensors header metadata as JSON strings, so nothing is ever unpickled. The metadata also
-holds a SHA-256 digest of every tensor's bytes; :func:`load_checkpoint` recomputes it, so a truncated or
-altered file raises :class:`~hashkit.errors.CheckpointError` instead of resuming from garbage.
+Non-tensor data (step counters, optimiser hyper-parameters, the scalar parts of the numpy/python RNG states,
+the metrics-log line count) goes into the safetensors header metadata as JSON strings, so nothing is ever
+unpickled. The header also holds a SHA-256 digest (``sha256``) over the format fields, the whole JSON
+metadata string and every tensor (name, dtype, shape, bytes); :func:`load_checkpoint` recomputes it, so a
+truncated file, a flipped bit in a tensor and an edited header value (``log_lines``, the position, the
+optimiser or RNG state) all raise :class:`~hashkit.errors.CheckpointError` instead of resuming from
+garbage. Format 1 files (digest over the tensors only) are refused.
 
 Writing: temp file in the same directory -> ``fsync`` -> ``os.replace`` -> ``fsync`` of the directory, so a
 process killed at any moment leaves either the previous checkpoint or the new one, never a partial file.
@@ -26,7 +29,6 @@ safetensors file is self-validating), so a kill between the two writes cannot ma
 
 from __future__ import annotations
 
-import hashlib
 import json
 import random
 from pathlib import Path
@@ -38,11 +40,10 @@ from torch import Tensor
 
 from hashkit.atomic_io import atomic_write_bytes, atomic_write_text
 from hashkit.errors import CheckpointError
+from hashkit.integrity import content_digest
 
 FORMAT = "hashkit-checkpoint"
-FORMAT_VERSION = 1
-
-
+FORMAT_VERSION = 2
 
 
 # --------------------------------------------------------------------------------------- optimiser state
@@ -109,15 +110,12 @@ def restore_rng(tensors: Mapping[str, Tensor], meta: Mapping[str, Any]) -> None:
 
 
 # ------------------------------------------------------------------------------------------- save / load
-def _digest(tensors: Mapping[str, Tensor]) -> str:
-    h = hashlib.sha256()
-    for key in sorted(tensors):
-        t = tensors[key]
-        h.update(key.encode())
-        h.update(str(t.dtype).encode())
-        h.update(str(tuple(t.shape)).encode())
-        h.update(t.numpy().tobytes() if t.dtype != torch.bfloat16 else t.view(torch.int16).numpy().tobytes())
-    return h.hexdigest()
+def _digest(tensors: Mapping[str, Tensor], header: Mapping[str, str]) -> str:
+    """The :func:`~hashkit.integrity.content_digest` of the header fields and every tensor."""
+    def raw(t: Tensor) -> bytes:
+        return (t.view(torch.int16) if t.dtype == torch.bfloat16 else t).numpy().tobytes()
+
+    return content_digest(header, ((k, str(t.dtype), tuple(t.shape), raw(t)) for k, t in tensors.items()))
 
 
 def _prepare(tensors: Mapping[str, Tensor]) -> dict[str, Tensor]:
@@ -140,16 +138,17 @@ def save_checkpoint(path: Path, tensors: Mapping[str, Tensor], meta: Mapping[str
         "format": FORMAT,
         "format_version": str(FORMAT_VERSION),
         "meta": json.dumps(meta, sort_keys=True, allow_nan=True),
-        "sha256": _digest(prepared),
     }
+    header["sha256"] = _digest(prepared, header)
     atomic_write_bytes(path, save(prepared, metadata=header))
     if sidecar is not None:
         info = {"file": path.name, "sha256": header["sha256"], **sidecar}
         atomic_write_text(path.with_suffix(".json"), json.dumps(info, indent=2, sort_keys=True) + "\n")
 
 
-def load_checkpoint(path: Path) -> tuple[dict[str, Tensor], dict[str, Any]]:
-    """Read and validate a checkpoint: ``(tensors, meta)``; :class:`CheckpointError` on any problem."""
+def load_checkpoint(path: Path, *, with_digest: bool = False):
+    """Read and validate a checkpoint: ``(tensors, meta)``, plus its content digest with ``with_digest``;
+    :class:`CheckpointError` on any problem."""
     from safetensors import safe_open
 
     path = Path(path)
@@ -167,10 +166,14 @@ def load_checkpoint(path: Path) -> tuple[dict[str, Tensor], dict[str, Any]]:
         raise CheckpointError(f"{path}: not a readable safetensors checkpoint ({type(exc).__name__}: {exc})") from None
     if header.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a hashkit checkpoint (format {header.get('format')!r})")
-    if int(header.get("format_version", "0")) > FORMAT_VERSION:
-        raise CheckpointError(f"{path}: checkpoint format {header['format_version']} is newer than this hashkit "
-                              f"({FORMAT_VERSION})")
-    digest = _digest(tensors)
+    version = header.get("format_version", "0")
+    if version != str(FORMAT_VERSION):
+        newer = version.isdigit() and int(version) > FORMAT_VERSION
+        raise CheckpointError(f"{path}: checkpoint format {version!r} is "
+                              + (f"newer than this hashkit ({FORMAT_VERSION})" if newer else
+                                 f"older than this hashkit's ({FORMAT_VERSION}; its checksum does not cover the "
+                                 "metadata): retrain, or load it with the hashkit version that wrote it"))
+    digest = _digest(tensors, header)
     if digest != header.get("sha256"):
         raise CheckpointError(f"{path}: checksum mismatch (stored {header.get('sha256')}, computed {digest}); "
                               "the file is corrupt")
@@ -178,7 +181,7 @@ def load_checkpoint(path: Path) -> tuple[dict[str, Tensor], dict[str, Any]]:
         meta = json.loads(header["meta"])
     except (KeyError, json.JSONDecodeError) as exc:
         raise CheckpointError(f"{path}: checkpoint metadata unreadable ({exc})") from None
-    return tensors, meta
+    return (tensors, meta, digest) if with_digest else (tensors, meta)
 
 
 def split_prefix(tensors: Mapping[str, Tensor], prefix: str) -> dict[str, Tensor]:

@@ -81,7 +81,7 @@ def embed_items(model: nn.Module, split: Split, indices: Tensor, recipe: Recipe,
 def encode_split(model: nn.Module, split: Split, recipe: Recipe, device: torch.device, *, limit: int = 0,
                  descriptors: bool = False, progress: bool = False, desc: str = "encode") -> Encoded:
     """Run ``split`` through ``model`` (switched to eval mode for the call, restored after)."""
-    from tqdm import tqdm
+    from hashkit.progress import progress_bar
 
     was_training = model.training
     model.eval()
@@ -89,7 +89,7 @@ def encode_split(model: nn.Module, split: Split, recipe: Recipe, device: torch.d
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(recipe.train.amp)
     try:
         loader = _loader(split, recipe, limit)
-        for images, targets, _ in tqdm(loader, desc=desc, leave=False, disable=not progress, unit="batch"):
+        for images, targets, _ in progress_bar(loader, desc=desc, leave=False, enabled=progress, unit="batch"):
             images = images.to(device, non_blocking=True)
             if recipe.train.channels_last:
                 images = images.contiguous(memory_format=torch.channels_last)

@@ -46,16 +46,23 @@ class MetricsLog:
         self.lines = lines
         if not self.enabled or not self.path.is_file():
             return
+        from hashkit.atomic_io import atomic_write_text
+
         keep = self.path.read_text().splitlines(keepends=True)[:lines]
-        self.path.write_text("".join(k if k.endswith("\n") else k + "\n" for k in keep))
+        atomic_write_text(self.path, "".join(k if k.endswith("\n") else k + "\n" for k in keep))
 
     def write(self, event: str, values: Mapping[str, Any]) -> None:
         if not self.enabled:
             return
         record = {"event": event, **{k: _clean(v) for k, v in values.items()}}
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.path.open("a") as fh:
-            fh.write(json.dumps(record, sort_keys=False) + "\n")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self.path.open("a") as fh:
+                fh.write(json.dumps(record, sort_keys=False) + "\n")
+        except OSError as exc:
+            from hashkit.atomic_io import write_error
+
+            raise write_error(self.path, exc) from exc
         self.lines += 1
         if self._tb is not None:
             step = int(values.get("step", 0))

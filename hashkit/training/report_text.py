@@ -1,8 +1,11 @@
 """The text form of a training report: one mAP table row per code length.
 
 Columns: for each database kind scored (``learned``, ``encoded``, ``descriptor``) the mAP of the last model
-under the headline tie policy and under the other one (index ties / tie-aware), and, when ``train.selection`` is not ``last``, the selected model's mAP beside it, labelled with what selected
-it (``best_val``, or ``best_query (test-selected)`` for the official protocol).
+under the headline tie policy and under the other one (index ties / tie-aware), and, when ``train.selection``
+is not ``last``, the selected model's mAP beside it, labelled with what selected it (``best_val``, or
+``best_query (test-selected)`` for the official protocol). Every other scalar metric that was computed
+(``map@100`` from ``eval.topk``, ``precision@10``, ``recall@radius2``, a plugin metric, ...) follows as a
+column ``<kind> <metric>`` of the last model; option values and query counts are left to ``--json``.
 
 For a seen/unseen class split a second table follows: one column per open-set protocol and database kind
 (``seen@all learned``, ...), for the model the report headlines (the selected one, or the last).
@@ -15,6 +18,15 @@ from typing import Any
 from hashkit.evaluation.report import format_table
 
 SELECTION_LABELS = {"best_val": "best_val", "best_query": "best_query (test-selected)"}
+
+
+def extra_metrics(scores: dict[str, Any]) -> list[str]:
+    """The scalar metrics of one result besides ``map``/``map_tie_aware`` (options and counts excluded)."""
+    from hashkit.evaluation.report import OPTION_KEYS
+
+    return [k for k, v in scores.items()
+            if k not in ("map", "map_tie_aware") and k not in OPTION_KEYS and not k.startswith("num_")
+            and not k.endswith("_queries") and isinstance(v, (int, float)) and not isinstance(v, bool)]
 
 
 def report_table(report: dict[str, Any]) -> str:
@@ -37,6 +49,9 @@ def report_table(report: dict[str, Any]) -> str:
                 row[f"{kind} mAP ({label})"] = res.get("selected", {}).get(kind, {}).get(key)
         if selection != "last":
             row["selected round"] = res.get("selected_round")
+        for kind, scores in res["last"].items():
+            for metric in extra_metrics(scores):
+                row[f"{kind} {metric}"] = scores[metric]
         for name in row:
             if name not in columns:
                 columns.append(name)

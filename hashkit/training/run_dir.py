@@ -26,7 +26,7 @@ from typing import Any
 
 import attrs
 
-from hashkit.errors import CheckpointError, RecipeError
+from hashkit.errors import CheckpointError
 from hashkit.recipe.schema import ComponentRef, Recipe
 from hashkit.atomic_io import atomic_write_text
 from hashkit.recipe.toml_writer import dumps_toml
@@ -39,17 +39,37 @@ def length_dir(run_dir: Path, code_length: int | None) -> Path:
 
 
 def prepare_run_dir(run_dir: Path, *, resume: bool) -> Path:
-    """Create ``run_dir`` for a new run, or check it for resuming."""
+    """Create ``run_dir`` for a new run, or check it for resuming (and remove temp files a kill left there)."""
+    from hashkit.atomic_io import remove_stale_temp_files
+    from hashkit.output_paths import check_output_dir
+
     run_dir = Path(run_dir)
     if resume:
         if not (run_dir / RECIPE_FILE).is_file():
             raise CheckpointError(f"{run_dir}: cannot resume, it is not a hashkit run directory (no {RECIPE_FILE})")
+        for directory in (run_dir, *(d for d in run_dir.iterdir() if d.is_dir())):
+            remove_stale_temp_files(directory)
         return run_dir
-    if run_dir.exists() and any(run_dir.iterdir()):
-        raise RecipeError(f"run directory {run_dir} exists and is not empty; choose another --out or pass "
-                          "--resume to continue it")
-    run_dir.mkdir(parents=True, exist_ok=True)
+    check_output_dir(run_dir)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        from hashkit.atomic_io import write_error
+
+        raise write_error(run_dir, exc) from None
     return run_dir
+
+
+def started_training(run_dir: Path) -> bool:
+    """Whether a run has anything worth keeping: a checkpoint or a logged training step."""
+    run_dir = Path(run_dir)
+    if any(run_dir.glob("*/checkpoint.safetensors")):
+        return True
+    for log in run_dir.glob("*/metrics.jsonl"):
+        with log.open() as fh:
+            if any('"event": "step"' in line for line in fh):
+                return True
+    return False
 
 
 def _plain(value: Any) -> Any:
@@ -122,9 +142,14 @@ def environment(device: Any, world_size: int) -> dict[str, Any]:
     return env
 
 
-def write_environment(run_dir: Path, device: Any, world_size: int, *, resumed: bool) -> None:
+def write_environment(run_dir: Path, device: Any, world_size: int, *, resumed: bool,
+                      overrides: dict[str, Any] | None = None) -> None:
+    """Write ``environment.json``; on resume the previous content moves to ``resumed_from`` and the overrides
+    this session applied (the resume-safe keys) are recorded as ``overrides``."""
     path = Path(run_dir) / "environment.json"
     env = environment(device, world_size)
+    if overrides:
+        env["overrides"] = dict(overrides)
     if resumed and path.is_file():  # keep the history of the machines a run has seen
         try:
             previous = json.loads(path.read_text())

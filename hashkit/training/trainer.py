@@ -60,11 +60,6 @@ def _float_tensors(extras: Mapping[str, Any]) -> dict[str, Any]:
     return {k: (v.float() if isinstance(v, Tensor) and v.is_floating_point() else v) for k, v in extras.items()}
 
 
-def _bar_interval() -> float:
-    """tqdm refresh interval: live on a terminal, every 30 s into a log file (no carriage-return spam)."""
-    return 0.5 if sys.stderr.isatty() else 30.0
-
-
 def _fmt(value: float) -> str:
     return f"{value:.6g}"
 
@@ -80,7 +75,7 @@ class LengthTrainer:
 
     def __init__(self, recipe: Recipe, code_length: int | None, *, model: nn.Module, losses: nn.Module,
                  protocol: TrainingProtocol, data: TrainingData, optimizer: torch.optim.Optimizer, run_dir: Path,
-                 device: torch.device, info: ddp.DistInfo, resume: bool):
+                 device: torch.device, info: ddp.DistInfo, resume: bool, warnings: tuple[str, ...] = ()):
         tr = recipe.train
         self.recipe, self.code_length, self.device, self.info = recipe, code_length, device, info
         self.model, self.losses, self.protocol, self.data, self.optimizer = model, losses, protocol, data, optimizer
@@ -91,6 +86,7 @@ class LengthTrainer:
         self.amp_dtype = amp_dtype(tr)
         self.scaler = grad_scaler(tr, device)
         self.forward_model = forward_wrapper(model, tr, info, device)
+        self.warnings = tuple(warnings)
 
         self.position = Position()
         self.selection = ModelSelection()
@@ -102,6 +98,9 @@ class LengthTrainer:
             self.dir.mkdir(parents=True, exist_ok=True)
             if self.log.path.exists():
                 self.log.path.unlink()  # a kill before the first checkpoint: start the log again
+            for message in self.warnings:  # logged once, at the fresh start (a resume keeps these lines)
+                print(f"hashkit: warning: L={code_length}: {message}", file=sys.stderr)
+                self.log.write("warning", {"message": message})
         from hashkit.data.image_dataset import ImageDataset
         from hashkit.data.transforms import build_transform
 
@@ -138,16 +137,15 @@ class LengthTrainer:
         set_learning_rate(self.optimizer, lr_factor(sched, t, total, self.recipe.optimizer.lr))
 
     def train(self) -> None:
-        from tqdm import tqdm
+        from hashkit.progress import progress_bar
 
         tr = self.recipe.train
         pos = self.position
         show = tr.progress and self.info.is_main
         total_epochs = self.num_rounds * self.epochs_per_round
         label = f"L={self.code_length}" if self.code_length else "real"
-        epochs_bar = tqdm(total=total_epochs, initial=pos.round * self.epochs_per_round + pos.epoch,
-                          desc=f"{label} epochs", unit="epoch", disable=not show, file=sys.stderr, dynamic_ncols=True,
-                          mininterval=_bar_interval())
+        epochs_bar = progress_bar(total=total_epochs, initial=pos.round * self.epochs_per_round + pos.epoch,
+                                  desc=f"{label} epochs", unit="epoch", enabled=show)
         self.model.train()
         self.losses.train()
         try:
@@ -197,7 +195,7 @@ class LengthTrainer:
                 "db_distinct_codes": int(torch.unique(signs, dim=0).shape[0])}
 
     def _run_epoch(self, r: int, e: int, show: bool) -> None:
-        from tqdm import tqdm
+        from hashkit.progress import progress_bar, set_postfix
 
         tr = self.recipe.train
         pos = self.position
@@ -215,9 +213,8 @@ class LengthTrainer:
             plans.append((b, batch, local, weight, seed, offset))
         loader = batch_loader(self.images, [seeded_keys(p[2], p[4], p[5]) for p in plans],
                               self.recipe.data.num_workers, pin=self.device.type == "cuda")
-        bar = tqdm(total=len(batches), initial=start, desc=f"round {r + 1}/{self.num_rounds} epoch "
-                   f"{e + 1}/{self.epochs_per_round}", unit="step", leave=False, disable=not show,
-                   file=sys.stderr, dynamic_ncols=True, mininterval=_bar_interval())
+        bar = progress_bar(total=len(batches), initial=start, desc=f"round {r + 1}/{self.num_rounds} epoch "
+                           f"{e + 1}/{self.epochs_per_round}", unit="step", leave=False, enabled=show)
         try:
             for (b, batch, local, weight, seed, _), (images, targets, indices) in zip(plans, loader):
                 self._lr(r, e, len(batches))
@@ -226,7 +223,7 @@ class LengthTrainer:
                 pos.step += 1
                 bar.update(1)
                 if show:
-                    bar.set_postfix(loss=_fmt(loss))
+                    set_postfix(bar, loss=_fmt(loss))
                 if pos.step % tr.log_every == 0 or pos.step == 1:
                     self.log.write("step", {"step": pos.step, "round": r, "epoch": e, "batch": b,
                                             "lr": self.optimizer.param_groups[0]["lr"], "loss": loss, **parts})
@@ -298,6 +295,7 @@ def train_length(recipe: Recipe, data: RetrievalData, code_length: int | None, r
     from hashkit.assemble import build
     from hashkit.training.optim import build_optimizer, freeze
     from hashkit.training.seeding import seed_globals
+    from hashkit.training.start_checks import recording, schedule_warnings
     from hashkit.training.validation import carve_validation
 
     started = time.time()
@@ -305,18 +303,20 @@ def train_length(recipe: Recipe, data: RetrievalData, code_length: int | None, r
     train_data, val = (carve_validation(data, tr.val_fraction, recipe.seed) if tr.selection == "best_val"
                        else (data, None))
     seed_globals(derive_seed(recipe.seed, code_length, "init"))
-    built = build(recipe, code_length, data=train_data)
-    model = place_model(built.model, tr, device)
-    losses = built.losses.to(device)
-    protocol = built.protocol
-    protocol.setup(train_data.split("train").targets.float(), generator(recipe.seed, code_length, "setup"))
+    with recording() as warnings:  # values accepted but clamped (hashkit.training.start_checks)
+        built = build(recipe, code_length, data=train_data)
+        model = place_model(built.model, tr, device)
+        losses = built.losses.to(device)
+        protocol = built.protocol
+        protocol.setup(train_data.split("train").targets.float(), generator(recipe.seed, code_length, "setup"))
     protocol = protocol.to(device) or protocol
+    warnings += schedule_warnings(recipe, protocol, len(train_data.split("train")))
     freeze(model, tr.freeze)
     named = [*model.named_parameters(), *(("losses." + n, p) for n, p in losses.named_parameters())]
     optimizer = build_optimizer(named, recipe.optimizer)
     trainer = LengthTrainer(recipe, code_length, model=model, losses=losses, protocol=protocol,
                             data=TrainingData(train=train_data, full=data, val=val), optimizer=optimizer,
-                            run_dir=run_dir, device=device, info=info, resume=resume)
+                            run_dir=run_dir, device=device, info=info, resume=resume, warnings=tuple(warnings))
     if not trainer.position.finished:
         trainer.train()
     report = None

@@ -31,16 +31,19 @@ Sigma scope (``sigma``):
   and each image's own mu, so codes do not depend on the batch. Before any training step the eval mode falls
   back to ``"image"``.
 
-``sigma_eps > 0`` clamps sigma from below (the official code divides by 0**alpha = 0 when a stage map is zero
-over the whole batch, giving NaN, as the official code does). With ``check_finite`` (default) a non-finite mask raises
-:class:`~hashkit.errors.ContractError` naming the stage instead of letting NaN reach the codes.
+``sigma_eps > 0`` clamps sigma from below (the official code divides by 0**alpha = 0 when a stage map is
+constant over the whole batch, giving NaN, SEMICON @ 885cbfe0 ``models/SEMICON.py``). With ``check_finite``
+(default) a non-finite mask raises :class:`~hashkit.errors.ContractError` naming the stage instead of letting
+NaN reach the codes. A 1x1 input map (one position: images too small for the tapped stage) has no spread at
+all, whatever the scope or ``sigma_eps``; it is refused with an error that says how large the images must be.
 
 Tensor contract: input (B, C, h, w) -> ``AttentionOutput(features = input unchanged, maps = [A1, A2, A3]
 (B, 3, h, w) >= 0)``. The maps are the raw ReLU outputs (they weight the local branches); SEM's parameters get
 gradients only through them. Maps are named ``stage1..stage3`` for ``hashkit attention``.
 
-Serving and export: ``eval_batch_dependent`` is true for ``sigma = "batch"`` (the search service then encodes
-each query alone; an ONNX export reproduces the batch-global sigma and says so in its metadata). The finite
+Serving and export: ``eval_batch_dependent`` is true for ``sigma = "batch"`` (``hashkit encode`` and ``search``
+warn, the search service encodes each query alone, an ONNX export reproduces the batch-global sigma and says
+so in its metadata). The finite
 check is skipped inside ``torch.export`` (an exported graph cannot raise), so guard with ``sigma_eps`` there.
 """
 
@@ -99,11 +102,12 @@ class SEM(Attention):
     num_maps = 3
     map_names = ("stage1", "stage2", "stage3")
 
-    def __init__(self, cfg: SEMConfig, channels: int):
+    def __init__(self, cfg: SEMConfig, channels: int, stride: int = 1):
         super().__init__()
         if channels < 64 or channels % 64:
             raise ContractError(f"sem needs input channels that are a multiple of 64 (C -> C/4 -> C/16), found {channels}")
         self.cfg = cfg
+        self.stride = stride
         self.in_channels = self.out_channels = channels
         c1, c2, c3 = channels, channels // 4, channels // 16
         self.trunk = nn.Sequential(
@@ -152,11 +156,20 @@ class SEM(Attention):
         if cfg.check_finite and not torch.compiler.is_exporting() and not torch.isfinite(s).all():
             raise ContractError(
                 f"sem: the stage-{stage + 1} mask is not finite for a batch of {a.shape[0]} images (sigma = 0: the "
-                f"stage map is zero everywhere in the batch); set sigma_eps = 1e-12 or sigma = \"image\""
+                f"stage map is constant over the {'batch' if cfg.sigma != 'image' else 'image'}); set "
+                "sigma_eps = 1e-12 to guard sigma from below"
             )
         return s.to(a.dtype)
 
     def forward(self, x: Tensor) -> AttentionOutput:
+        if x.shape[-2] * x.shape[-1] < 2:
+            side = 2 * self.stride if self.stride > 1 else None
+            size = f"at least {side} px on the longer side, since the tapped stage has stride {self.stride}" \
+                if side else "larger images"
+            raise ContractError(
+                f"sem: its input map is {x.shape[-2]}x{x.shape[-1]}, a single position, so the mask has no spread "
+                f"(sigma is undefined; sigma_eps and the sigma scope cannot help): feed images with {size} "
+                "after the transform (data.*_transform.crop), or tap an earlier stage")
         z = self.trunk(x)
         a1 = self.heads[0](z)
         z = z * self._multiplier(a1, 0)
@@ -168,7 +181,7 @@ class SEM(Attention):
 
 def build_sem(cfg: SEMConfig, ctx: BuildContext) -> SEM:
     """SEMICON's three-stage suppression-enhancing mask attention (maps stage1..stage3)."""
-    return SEM(cfg, ctx.input_channels("sem"))
+    return SEM(cfg, ctx.input_channels("sem"), ctx.in_spec.stride or 1)
 
 
 def _example():

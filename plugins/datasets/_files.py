@@ -12,10 +12,11 @@ from hashkit.errors import DataError
 
 
 def dataset_root(name: str, root: str) -> Path:
-    """The configured root as a Path; an empty or missing root is a DataError naming the config key."""
+    """The configured root as an absolute Path (so every message names a full path); an empty or missing root
+    is a DataError naming the config key."""
     if not root:
         raise DataError(f"dataset {name!r}: set data.dataset.root to the directory of the dataset")
-    path = Path(root).expanduser()
+    path = Path(root).expanduser().absolute()
     if not path.is_dir():
         raise DataError(f"dataset {name!r}: root directory not found: {path}")
     return path

@@ -25,13 +25,14 @@ Resuming: ``state_dict`` holds B, U, S, sample_index and the round whose sample 
 
 from __future__ import annotations
 
+import warnings
 from typing import Literal
 
 import attrs
 import torch
 from torch import Tensor
 
-from hashkit.errors import ContractError
+from hashkit.errors import ContractError, RecipeWarning
 from hashkit.interfaces import BuildContext, TrainingProtocol
 
 
@@ -182,6 +183,9 @@ def build_adsh_protocol(cfg: ADSHProtocolConfig, ctx: BuildContext) -> ADSHProto
     """ADSH rounds: per-round sample of m items, soft S, learned database codes B by one DCC sweep per round."""
     if not ctx.code_length:
         raise ContractError("the adsh protocol needs a code length (recipe code_lengths)")
+    if ctx.num_train is not None and cfg.num_samples > ctx.num_train:
+        warnings.warn(f"protocol.num_samples = {cfg.num_samples} is more than the {ctx.num_train} training items; "
+                      f"each round samples all {ctx.num_train}", RecipeWarning, stacklevel=2)
     return ADSHProtocol(cfg, ctx.code_length)
 
 

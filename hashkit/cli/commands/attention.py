@@ -13,6 +13,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from hashkit.cli.args import add_image_options
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser("attention", help="write PNG overlays of a model's attention maps on images",
@@ -28,6 +30,7 @@ def add_parser(sub) -> None:
     p.add_argument("--opacity", type=float, default=0.5, help="weight of the coloured map in the blend (0..1)")
     p.add_argument("--colormap", default="jet", help="matplotlib colormap name")
     p.add_argument("--device", default="auto", help="auto (cuda when present), cpu, cuda, ...")
+    add_image_options(p)
     p.set_defaults(func=run)
 
 
@@ -36,8 +39,9 @@ def run(args: argparse.Namespace) -> int:
     from PIL import Image
 
     from hashkit.cli.commands.encode import list_images, pick_device, resolve_model_path
+    from hashkit.data.readers import FileImageReader
     from hashkit.data.transforms import build_transform
-    from hashkit.errors import ContractError, DataError, HashkitError
+    from hashkit.errors import ContractError, HashkitError
     from hashkit.gallery.overlay import display_transform, heatmaps, map_names, overlay
     from hashkit.runs import load_run
 
@@ -58,15 +62,12 @@ def run(args: argparse.Namespace) -> int:
     model = model.to(device).eval()
     args.out.mkdir(parents=True, exist_ok=True)
     written = 0
+    reader = FileImageReader(root)
     for start in range(0, len(items), args.batch_size):
         chunk = items[start:start + args.batch_size]
         shown, tensors = [], []
         for item in chunk:
-            try:
-                with Image.open(root / item) as img:
-                    rgb = img.convert("RGB")
-            except OSError as exc:
-                raise DataError(f"{root / item}: cannot open image ({exc})") from None
+            rgb = reader(item)
             shown.append(view(rgb))
             tensors.append(transform(rgb))
         maps = heatmaps(model, torch.stack(tensors).to(device), section.crop)

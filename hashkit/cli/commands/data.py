@@ -19,32 +19,46 @@ import warnings
 from collections import Counter
 from pathlib import Path
 
-from hashkit.cli.args import add_set_option
+from hashkit.cli.args import add_image_options, add_set_option
 from hashkit.errors import DataError
+
+DESCRIPTION = ("Check a dataset (counts per split and class, unreadable images), write or verify its split "
+               "manifest, or write a split's images into class folders. RECIPE_OR_DATASET is a recipe file (.toml) or a registered dataset name such as cub200; "
+               "a missing file, a count mismatch or a split that differs from a manifest exits with status 2 "
+               "and one line saying what differs.")
+SOURCE_HELP = "a recipe file (.toml) or a registered dataset name (e.g. cub200; see `hashkit components dataset`)"
+SET_HELP = ("with a RECIPE file: override a recipe key (--set data.dataset.root=/data/CUB_200_2011); with a DATASET "
+            "name: set one of its options (--set root=/data/CUB_200_2011); TOML literal, repeatable")
 
 
 def add_parser(subparsers) -> None:
-    parser = subparsers.add_parser("data", help="dataset split manifests and checks",
-                                   description=__doc__.split("\n\n")[0])
+    parser = subparsers.add_parser("data", help="dataset split manifests and checks", description=DESCRIPTION)
     sub = parser.add_subparsers(dest="data_command", metavar="ACTION", required=True)
 
-    p = sub.add_parser("manifest", help="write (or --check) the split manifest of a recipe's dataset or a dataset")
-    p.add_argument("source", metavar="RECIPE_OR_DATASET")
-    add_set_option(p)
+    p = sub.add_parser("manifest", help="write (or --check) the split manifest of a recipe's dataset or a dataset",
+                       description="Write the split manifest of a dataset (--out), verify the dataset against a "
+                                   "manifest (--check), or print its summary.")
+    p.add_argument("source", metavar="RECIPE_OR_DATASET", help=SOURCE_HELP)
+    add_set_option(p, SET_HELP)
     p.add_argument("--out", type=Path, help="write the manifest here (default: print its summary only)")
     p.add_argument("--check", type=Path, metavar="FILE", help="verify the dataset against this manifest")
     p.set_defaults(func=run_manifest)
 
-    c = sub.add_parser("check", help="load a dataset and print its counts per split and class")
-    c.add_argument("source", metavar="RECIPE_OR_DATASET")
-    add_set_option(c)
+    c = sub.add_parser("check", help="load a dataset and print its counts per split and class",
+                       description="Load a dataset and print its counts per split and class; with --images open "
+                                   "every image and list unreadable ones.")
+    c.add_argument("source", metavar="RECIPE_OR_DATASET", help=SOURCE_HELP)
+    add_set_option(c, SET_HELP)
     c.add_argument("--manifest", type=Path, help="also verify the split against this manifest")
     c.add_argument("--images", action="store_true", help="open every image and report unreadable ones")
+    add_image_options(c)
     c.set_defaults(func=run_check)
 
-    i = sub.add_parser("images", help="write a split's images as PNG files in one folder per class")
-    i.add_argument("source", metavar="RECIPE_OR_DATASET")
-    add_set_option(i)
+    i = sub.add_parser("images", help="write a split's images as PNG files in one folder per class",
+                       description="Write a split's images as PNG files into one folder per class (e.g. photos to "
+                                   "try hashkit encode and search on).")
+    i.add_argument("source", metavar="RECIPE_OR_DATASET", help=SOURCE_HELP)
+    add_set_option(i, SET_HELP)
     i.add_argument("--split", default="database", help="split to write (default database)")
     i.add_argument("--out", type=Path, required=True, metavar="DIR", help="new (or empty) folder to write into")
     i.add_argument("--per-class", type=int, default=0, metavar="N", help="at most N images per class (0 = all)")

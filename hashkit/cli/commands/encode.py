@@ -3,13 +3,22 @@
 The model comes from a run directory (or a ``L{bits}/checkpoint.safetensors`` inside one) through
 :func:`hashkit.runs.load_run`, in eval mode, with the recipe's eval transform; images are encoded in batches
 (GPU when present) and written as a code file (:mod:`hashkit.codes.code_file`) with their relative paths.
+
+Before any image is read the output is checked (not a directory, not an existing file unless
+``--overwrite``, writable). The collection is encoded in resumable chunks (:mod:`hashkit.codes.encode_job`):
+running the same command again after a kill continues where it stopped. ``--skip-bad-images`` leaves
+unreadable images out (listed on stderr and in the file's ``skipped`` metadata) instead of stopping at the
+first; ``--descriptors`` also stores the real-valued descriptors for ``hashkit search --rerank``.
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import sys
 from pathlib import Path
+
+from hashkit.cli.args import add_image_options
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 
@@ -25,11 +34,20 @@ def add_parser(sub) -> None:
     p.add_argument("--root", type=Path, default=None,
                    help="directory the paths of a LIST are relative to (default: the list file's directory)")
     p.add_argument("--out", type=Path, required=True, help="code file to write (.safetensors)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing code file (and discard the "
+                                                            "unfinished chunks of another encode into it)")
     p.add_argument("--code-length", type=int, default=None, help="code length of the run (default: its first)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--num-workers", type=int, default=0)
+    p.add_argument("--chunk-size", type=int, default=4096,
+                   help="images per resumable chunk (default 4096; a killed encode redoes at most one chunk)")
+    p.add_argument("--skip-bad-images", action="store_true",
+                   help="leave unreadable images out (listed on stderr and in the file) instead of stopping")
+    p.add_argument("--descriptors", action="store_true",
+                   help="also store the real-valued descriptors (for hashkit search --rerank)")
     p.add_argument("--device", default="auto", help="auto (cuda when present), cpu, cuda, cuda:1, ...")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_image_options(p)
     p.set_defaults(func=run)
 
 
@@ -57,7 +75,7 @@ def list_images(images: Path, root: Path | None) -> tuple[Path, list[str]]:
         base = images
     elif images.is_file():
         base = root or images.parent
-        items = [line.strip() for line in images.read_text(encoding="utf-8").splitlines()
+        items = [line.strip() for line in images.read_text(encoding="utf-8", errors="surrogateescape").splitlines()
                  if line.strip() and not line.lstrip().startswith("#")]
     else:
         raise DataError(f"{images}: no such image directory or list file")
@@ -74,47 +92,64 @@ def pick_device(name: str):
     return torch.device(name)
 
 
-def encode_images(model, transform, root: Path, items: list[str], *, batch_size: int, num_workers: int, device,
-                  progress: bool):
-    """±1 codes ``(n, L)`` of ``items`` (relative to ``root``) in file order."""
-    import torch
-    from torch.utils.data import DataLoader
-    from tqdm import tqdm
-
-    from hashkit.data.image_dataset import ImageDataset
-    from hashkit.data.readers import FileImageReader
-    from hashkit.interfaces import Split
-
-    split = Split(items=items, targets=torch.zeros(len(items), 0), reader=FileImageReader(root))
-    loader = DataLoader(ImageDataset(split, transform), batch_size=batch_size, num_workers=num_workers,
-                        shuffle=False)
-    model = model.to(device).eval()
-    codes = []
-    with torch.no_grad():
-        for images, _, _ in tqdm(loader, desc="encode", unit="batch", disable=not progress):
-            codes.append(model.encode(images.to(device)).cpu())
-    return torch.cat(codes)
+def warn(message: str) -> None:
+    print(f"hashkit: warning: {message}", file=sys.stderr)
 
 
 def run(args: argparse.Namespace) -> int:
-    from hashkit.codes.code_file import save_code_file
-    from hashkit.codes.packing import pack_codes
+    from hashkit import __version__
+    from hashkit.codes.code_file import printable_path, save_code_file
+    from hashkit.codes.encode_job import encode_collection, finish
+    from hashkit.codes.encoder import batch_warning, encode_images
+    from hashkit.data.readers import FileImageReader
     from hashkit.data.transforms import build_transform
+    from hashkit.errors import HashkitError
+    from hashkit.output_paths import check_output_file
+    from hashkit.progress import progress_bar
     from hashkit.runs import load_run
 
+    if args.chunk_size <= 0 or args.batch_size <= 0:
+        raise HashkitError("--chunk-size and --batch-size must be > 0")
+    check_output_file(args.out, overwrite=args.overwrite)
     run_dir, code_length = resolve_model_path(args.model)
     if args.code_length is not None:
         code_length = args.code_length
-    loaded = load_run(run_dir, code_length)
     root, items = list_images(args.images, args.root)
-    codes = encode_images(loaded.model, build_transform(loaded.recipe.data.eval_transform), root, items,
-                          batch_size=args.batch_size, num_workers=args.num_workers, device=pick_device(args.device),
-                          progress=not args.no_progress)
+    loaded = load_run(run_dir, code_length)
+    model, section = loaded.model, loaded.recipe.data.eval_transform
+    depends = batch_warning(model)
+    if depends:
+        warn(depends)
+    transform, reader, device = build_transform(section), FileImageReader(root), pick_device(args.device)
+    job = {"hashkit": __version__, "weights_sha256": loaded.weights_sha256, "code_length": model.code_length,
+           "transform": repr(section), "root": str(root.resolve()), "descriptors": args.descriptors,
+           "batch_size": args.batch_size if depends else None}
+    with progress_bar(total=len(items), desc="encode", unit="image", enabled=not args.no_progress) as bar:
+        def encode_range(start: int, stop: int):
+            return encode_images(model, transform, reader, items[start:stop], batch_size=args.batch_size,
+                                 num_workers=args.num_workers, device=device, descriptors=args.descriptors,
+                                 skip_bad_images=args.skip_bad_images, on_progress=bar.update)
+
+        def resumed(n: int) -> None:
+            bar.update(n)
+            print(f"hashkit: resuming: {n} of {len(items)} images were encoded by an earlier run", file=sys.stderr)
+
+        done = encode_collection(args.out, items, job, encode_range, num_bits=model.code_length,
+                                 chunk_size=args.chunk_size, overwrite=args.overwrite,
+                                 skip_bad_images=args.skip_bad_images, on_resume=resumed)
     recipe_file = Path(run_dir) / "recipe.toml"
     recipe_hash = hashlib.sha256(recipe_file.read_bytes()).hexdigest() if recipe_file.is_file() else ""
-    out = save_code_file(args.out, pack_codes(codes), codes.shape[1], paths=items, recipe_hash=recipe_hash,
-                         protocol="encoded_db",
-                         extra={"run_dir": str(Path(run_dir).resolve()), "code_length": codes.shape[1],
-                                "recipe_name": loaded.recipe.name, "image_root": str(root.resolve())})
-    print(f"wrote {len(items)} codes of {codes.shape[1]} bits to {out}")
+    out = save_code_file(args.out, done.packed, model.code_length, ids=done.ids, paths=done.paths,
+                         descriptors=done.descriptors, recipe_hash=recipe_hash, protocol="encoded_db",
+                         skipped=done.skipped,
+                         extra={"run_dir": str(Path(run_dir).resolve()), "code_length": model.code_length,
+                                "recipe_name": loaded.recipe.name, "image_root": str(root.resolve()),
+                                "batch_dependent": "true" if depends else "false"})
+    finish(args.out)
+    if done.skipped:
+        print(f"hashkit: skipped {len(done.skipped)} unreadable image(s) (listed in the file's 'skipped' metadata):",
+              file=sys.stderr)
+        for path, reason in done.skipped:
+            print(f"  {printable_path(path)}: {reason}", file=sys.stderr)
+    print(f"wrote {len(done.paths)} codes of {model.code_length} bits to {out}")
     return 0

@@ -3,8 +3,10 @@
 Loads every code length of the run (:func:`hashkit.runs.load_run`: the selected model when the run selected
 one, else the last), encodes the query (and, for ``encoded``, the database) split and scores it with the run's
 ``[eval]`` section; ``--set eval.drop_last_item=true`` or ``--set eval.topk=[0,100]`` change what is measured
-without retraining (``--set`` applies to the saved recipe). Prints the mAP table, or JSON with ``--json``;
-``--plots DIR`` writes precision-recall and precision@k plots when those metrics were computed.
+without retraining (``--set`` applies to the saved recipe). Prints the table (every computed metric), or JSON
+with ``--json``. ``--plots DIR`` adds what the plots need to the measured metrics (``pr_curve`` and
+``precision@K`` for K in :data:`PLOT_K`) and writes a precision-recall and a precision@k plot per database
+kind of Hamming codes.
 """
 
 from __future__ import annotations
@@ -13,7 +15,10 @@ import argparse
 import json
 from pathlib import Path
 
-from hashkit.cli.args import add_set_option
+from hashkit.cli.args import add_image_options, add_progress_option, add_set_option, with_progress_option
+
+#: the k of the precision@k plot
+PLOT_K = (1, 5, 10, 20, 50, 100)
 
 
 def add_parser(sub) -> None:
@@ -27,6 +32,8 @@ def add_parser(sub) -> None:
     p.add_argument("--json", action="store_true", help="print the report as JSON instead of a table")
     p.add_argument("--plots", type=Path, default=None, metavar="DIR", help="write PNG plots into DIR")
     p.add_argument("--device", default=None, help="override train.device (auto, cpu, cuda, ...)")
+    add_progress_option(p)
+    add_image_options(p)
     p.set_defaults(func=run)
 
 
@@ -69,10 +76,36 @@ def evaluate_run(run_dir: Path, overrides=None, code_lengths=None, which: str = 
             "drop_last_item": recipe.eval.drop_last_item, "run_dir": str(run_dir), "results": results}
 
 
+def plot_overrides(run_dir: Path, overrides: list[str]) -> list[str]:
+    """``overrides`` plus an ``eval.metrics`` that also computes what the plots draw."""
+    import warnings
+
+    from hashkit.errors import RecipeUpgradeWarning
+    from hashkit.recipe import load_recipe
+    from hashkit.recipe.toml_writer import toml_value
+    from hashkit.training.run_dir import RECIPE_FILE
+
+    with warnings.catch_warnings():  # an upgraded old recipe is reported once, when the run is loaded
+        warnings.simplefilter("ignore", RecipeUpgradeWarning)
+        recipe = load_recipe(run_dir / RECIPE_FILE, overrides, saved_run=True)
+    names = {ref.name for ref in recipe.eval.metrics}
+    ks = {k for ref in recipe.eval.metrics if ref.name == "precision@k" for k in ref.config.k}
+    metrics = list(recipe.raw.get("eval", {}).get("metrics", ["map"]))
+    metrics += ["pr_curve"] if "pr_curve" not in names else []
+    metrics += [f"precision@{k}" for k in PLOT_K if k not in ks]
+    return [*overrides, f"eval.metrics={toml_value(metrics)}"]
+
+
 def run(args: argparse.Namespace) -> int:
     from hashkit.training.report_text import report_table
 
-    report = evaluate_run(args.run, args.overrides, args.code_lengths, "last" if args.last else "selected",
+    if args.plots is not None:
+        from hashkit.output_paths import check_output_folder
+
+        check_output_folder(args.plots, option="--plots")  # before the evaluation
+    overrides = with_progress_option(args)
+    overrides = plot_overrides(args.run, overrides) if args.plots is not None else overrides
+    report = evaluate_run(args.run, overrides, args.code_lengths, "last" if args.last else "selected",
                           args.device)
     if args.json:
         print(json.dumps(report, indent=2, sort_keys=True))
@@ -96,5 +129,5 @@ def run(args: argparse.Namespace) -> int:
                 if path is not None:
                     print(f"wrote {path}")
         if not any(args.plots.iterdir()):
-            print("no plots: they need the pr_curve / precision@K metrics, e.g. --set 'eval.metrics=[\"map\", \"pr_curve\", \"precision@10\"]'")
+            print("no plots: precision-recall and precision@k plots are drawn for Hamming codes only")
     return 0

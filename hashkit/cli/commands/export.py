@@ -4,6 +4,8 @@ The graph maps normalised images ``(B, 3, crop, crop)`` (dynamic ``B``) to ``cod
 (:mod:`hashkit.export.onnx_export`). Before the file is written, onnxruntime runs it on ``--check`` images of
 the run's query split (eval transform) at batch sizes 1 and 16 and its codes are compared with the PyTorch
 model's: relaxed codes within 1e-4, binary codes identical, else nothing is written and the exit status is 2.
+Like ``encode``, the output is checked before the run is loaded (an existing file needs ``--overwrite``; a
+directory, a path under a file or a read-only location is one error line).
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ def add_parser(sub) -> None:
                        description="Export the encoder of a trained run as an ONNX graph with a dynamic batch size "
                                    "and check it against the PyTorch model with onnxruntime.")
     p.add_argument("model", type=Path, metavar="RUN", help="run directory, or L<bits>/checkpoint.safetensors in one")
-    p.add_argument("--onnx", type=Path, required=True, metavar="FILE", help="ONNX file to write")
+    p.add_argument("--onnx", type=Path, required=True, metavar="FILE",
+                   help="ONNX file to write (checked before the export starts; an existing file needs --overwrite)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --onnx file")
     p.add_argument("--code-length", type=int, default=None, help="code length of the run (default: its first)")
     p.add_argument("--check", type=int, default=64, metavar="N",
                    help="query images of the run's dataset to check the graph on (default 64; 0 = no check)")
@@ -44,11 +48,13 @@ def run(args: argparse.Namespace) -> int:
     from hashkit.errors import HashkitError
     from hashkit.export.onnx_export import export_onnx, require_onnx
     from hashkit.model.capabilities import batch_dependent_components
+    from hashkit.output_paths import check_output_file
     from hashkit.runs import load_run
 
     require_onnx()
     if args.check < 0:
         raise HashkitError(f"--check must be >= 0, found {args.check}")
+    check_output_file(args.onnx, overwrite=args.overwrite, option="--onnx")  # as encode: before any work
     run_dir, code_length = resolve_model_path(args.model)
     loaded = load_run(run_dir, args.code_length if args.code_length is not None else code_length)
     images = check_images(loaded, args.check) if args.check else None

@@ -42,6 +42,7 @@ def run(args: argparse.Namespace) -> int:
     from hashkit.errors import DataError, HashkitError
     from hashkit.gallery.html_report import write_run_report
     from hashkit.gallery.retrieval_gallery import GalleryOptions
+    from hashkit.output_paths import check_output_folder
 
     queries = args.queries if args.queries is not None else (0 if args.query else 8)
     if queries < 0:
@@ -49,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
     for path in args.query:
         if not path.is_file():
             raise DataError(f"{path}: no such query image")
+    check_output_folder(args.out)  # before the run is loaded
     try:
         options = GalleryOptions(k=args.k, cell=args.cell, opacity=args.opacity)
     except ValueError as exc:

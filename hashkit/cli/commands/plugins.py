@@ -33,11 +33,13 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    for row in rows:
-        origin = "built-in" if row["builtin"] else (row["distribution"] or "python")
-        version = row["version"] or "-"
-        status = f"FAILED: {row['error']}" if row["error"] else f"{len(row['components'])} components"
-        print(f"{row['name']:<22} {origin:<18} {version:<10} {status}")
+    table = [(row["name"], "built-in" if row["builtin"] else (row["distribution"] or "python"),
+              row["version"] or "-",
+              f"FAILED: {row['error']}" if row["error"] else f"{len(row['components'])} components")
+             for row in rows]
+    widths = [max(len(cells[i]) for cells in table) for i in range(3)]  # columns as wide as their longest cell
+    for cells, row in zip(table, rows):
+        print("  ".join(c.ljust(w) for c, w in zip(cells, widths)) + "  " + cells[3])
         if row["components"]:
             print("    " + ", ".join(row["components"]))
     return 0

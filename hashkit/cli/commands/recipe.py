@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from hashkit.cli.args import add_set_option
 
@@ -26,15 +27,17 @@ def add_parser(sub) -> None:
 
 
 def run_validate(args: argparse.Namespace) -> int:
-    from hashkit.preflight import check_recipe
+    from hashkit.preflight import preflight
     from hashkit.recipe import load_recipe
 
     recipe = load_recipe(args.file, args.overrides)
-    notes = check_recipe(recipe)
+    found = preflight(recipe)
     print(f"{recipe.source}: ok ({recipe.name}; code lengths {list(recipe.code_lengths) or '-'}; model, losses, "
           f"protocol and metrics built)")
-    for note in notes:
+    for note in found.notes:
         print(f"note: {note}")
+    for message in found.warnings:
+        print(f"hashkit: warning: {message}", file=sys.stderr)
     return 0
 
 
@@ -43,15 +46,14 @@ def run_show(args: argparse.Namespace) -> int:
     from hashkit.recipe.toml_writer import dumps_toml
 
     recipe = load_recipe(args.file, args.overrides)
-    print(f"# resolved recipe: {recipe.source}")
-    print(dumps_toml(recipe.raw))
-    if args.no_model:
-        return 0
-    from hashkit.assemble import build_model
-    from hashkit.model.summary import model_summary
+    text = f"# resolved recipe: {recipe.source}\n{dumps_toml(recipe.raw)}"
+    if not args.no_model:
+        from hashkit.assemble import build_model
+        from hashkit.model.summary import model_summary
 
-    model = build_model(recipe, args.code_length, num_classes=_num_classes_hint(recipe))
-    print(model_summary(model))
+        model = build_model(recipe, args.code_length, num_classes=_num_classes_hint(recipe))
+        text += "\n" + model_summary(model)
+    sys.stdout.write(text.rstrip("\n") + "\n")  # one final newline, whatever the parts end with
     return 0
 
 
