@@ -130,6 +130,12 @@ def test_training_run_reports_four_protocols(tmp_path):
                                                  codes["last.database_unseen_labels"]])))
     assert again["map"] == pytest.approx(res["protocols"]["last"]["unseen@all"]["learned"]["map"], abs=1e-12)
     assert "unseen@all learned" in (tmp_path / "run" / "report.txt").read_text()
+    # the untrained baseline (hashkit baseline) reports the same four protocols
+    from hashkit.training.baseline import baseline
+
+    untrained = baseline(recipe)["results"]["8"]
+    assert untrained["protocols"]["last"]["seen@seen"] == untrained["last"]
+    assert untrained["protocols"]["last"]["unseen@all"]["learned"]["num_database"] == 30
 
 
 # ------------------------------------------------------------------------ mAP@k as the reference computes it

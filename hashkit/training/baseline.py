@@ -36,8 +36,10 @@ def untrained_report(recipe: Recipe, code_lengths: Iterable[int] | None = None,
         res = evaluate_data(built.model.to(device).eval(), recipe, data,
                             codes=codes.float().cpu() if codes is not None else None,
                             provided_kind=built.protocol.database, device=device, progress=recipe.train.progress)
-        results[str(length) if length else "real"] = {"code_length": length, "last": res.scores,
-                                                      "selected": res.scores}
+        key = str(length) if length else "real"
+        results[key] = {"code_length": length, "last": res.scores, "selected": res.scores}
+        if res.protocols:  # a seen/unseen split: every open-set protocol, as a trained run reports them
+            results[key]["protocols"] = {"last": res.protocols, "selected": res.protocols}
     return {"recipe": recipe.name, "dataset": data.name, "protocol": data.protocol,
             "training_protocol": recipe.protocol.name, "selection": "last", "ties": recipe.eval.ties,
             "drop_last_item": recipe.eval.drop_last_item, "results": results, "model": "untrained"}
