@@ -131,10 +131,15 @@ def build_protocol(recipe: Recipe, code_length: int | None, num_classes: int | N
     """The recipe's training protocol, checked against what ``[eval] database`` asks of it."""
     protocol = build_ref(recipe.protocol, BuildContext(code_length=code_length, num_classes=num_classes,
                                                        num_train=num_train))
-    if "learned" in recipe.eval.database and getattr(protocol, "database", "encoded") != "learned":
-        raise RecipeError(f"'learned' needs database codes learned by the training protocol, and "
-                          f"{recipe.protocol.name!r} learns none (it encodes the database); use [\"encoded\"]",
-                          file=recipe.origin("eval.database"), key="eval.database")
+    provides = getattr(protocol, "database", "encoded")
+    for kind in ("learned", "label"):
+        if kind in recipe.eval.database and provides != kind:
+            what = ("learns none and derives none from labels (it encodes the database)" if provides == "encoded"
+                    else f"provides {provides!r} codes")
+            raise RecipeError(f"{kind!r} needs database codes the training protocol provides, and "
+                              f"{recipe.protocol.name!r} {what}; use [\"encoded\"]"
+                              + (f" or [\"{provides}\"]" if provides != "encoded" else ""),
+                              file=recipe.origin("eval.database"), key="eval.database")
     return protocol
 
 

@@ -28,8 +28,10 @@ class LoadedRun:
     run_dir: Path
     #: "last" or "selected": which weights ``model`` holds
     which: str = "last"
-    #: learned database codes (``(n, L)`` ±1) of the loaded weights, when the protocol learns them
+    #: the protocol's database codes (``(n, L)`` ±1) of the loaded weights, when it has any
     database_codes: Tensor | None = None
+    #: what they are: the protocol's ``database`` ("learned", "label" or "encoded")
+    database_source: str = "encoded"
     #: the file the weights came from and its content digest (identifies the model, e.g. for resumable encodes)
     weights_file: Path | None = None
     weights_sha256: str = ""
@@ -86,5 +88,6 @@ def load_run(run_dir: str | Path, code_length: int | None = None, *,
     load_module_state(model, state, what="model state", path=source)
     model.eval()
     return LoadedRun(recipe=recipe, model=model, code_length=code_length, protocol_state=protocol_state,
-                     run_dir=run_dir, which=loaded, database_codes=database_codes, weights_file=source,
-                     weights_sha256=digest)
+                     run_dir=run_dir, which=loaded, database_codes=database_codes,
+                     database_source=getattr(built.protocol, "database", "encoded"),
+                     weights_file=source, weights_sha256=digest)

@@ -28,6 +28,8 @@ def test_recipes_load_and_cite_public_sources(method):
     full = hashkit.load_recipe(RECIPES / f"{method}.toml")
     assert full.optimizer.name == "sgd" and full.data.batch_size == 16 and full.protocol.config.rounds == 40
     assert any(k.startswith("parameters_48_bits") for k in full.provenance)
+    # DSH_Analysis evaluates at iterations 5, 10, ..., 35, then every one of 36..40
+    assert full.train.eval_rounds == (*range(5, 36, 5), *range(36, 41))
     nabirds = hashkit.load_recipe(RECIPES / f"{method}-nabirds.toml")
     assert nabirds.protocol.config.num_samples == 4000 and nabirds.dataset.name == "nabirds"
 

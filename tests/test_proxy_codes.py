@@ -196,7 +196,7 @@ def test_targets_travel_with_the_run(tmp_path):
             "protocol.epochs": 1, "protocol.num_samples": 30, "train.progress": False}
     recipe = Path(__file__).resolve().parents[1] / "recipes" / "fish-demo.toml"
     report = train(recipe, tmp_path / "run", overrides=tiny)
-    assert set(report["results"]["12"]["last"]) == {"learned", "encoded"}
+    assert set(report["results"]["12"]["last"]) == {"label", "encoded"}
     run = load_run(tmp_path / "run", code_length=12)
     labels = build_dataset(run.recipe).split("train").targets.double().numpy()
     seed = int(run.protocol_state["seed"])

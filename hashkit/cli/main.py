@@ -128,6 +128,9 @@ def _main(argv: list[str] | None) -> int:
     except KeyboardInterrupt:
         print("hashkit: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader of the output went away (`hashkit ... | head`): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except Exception:  # noqa: BLE001 - internal error: show the traceback
         return _internal_error()
 

@@ -13,6 +13,16 @@ A manifest is a JSON file::
 are the target's non-zero columns, ascending). Two users whose checksums agree evaluated on the same images
 with the same labels in the same order. A ``train`` list is included only when it differs from the database.
 Roots are not recorded (items are relative), so manifests compare across machines.
+
+A dataset split into seen and unseen classes (:mod:`hashkit.data.open_set`) records every class in column
+order (seen first) with ``num_classes`` = all of them, the seen rows as ``query`` / ``database`` and the
+unseen rows as ``query_unseen`` / ``database_unseen``, all with their labels over **all** columns, plus::
+
+    "open_set": {"num_seen": 190, "seen_fraction": 0.95, "rule": "...",
+                 "classes": [{"column": 0, "source": 0, "name": "...", "seen": true}, ...]}
+
+and the checksum text gains the line ``open_set\t<num_seen>\t<source class of each column joined by ,>``
+after the class line, so the class order, the seen/unseen flags and every list are covered by the checksum.
 """
 
 from __future__ import annotations
@@ -24,6 +34,7 @@ from typing import Any
 
 from hashkit.atomic_io import atomic_write_text
 from hashkit.errors import DataError
+from hashkit.data.open_set import class_list
 from hashkit.interfaces.dataset import RetrievalData, Split
 
 FORMAT = "hashkit-split-manifest"
@@ -42,10 +53,14 @@ def _split_names(data: RetrievalData) -> list[str]:
     return names
 
 
-def checksum(class_names: list[str], num_classes: int, splits: dict[str, list]) -> str:
+def checksum(class_names: list[str], num_classes: int, splits: dict[str, list],
+             open_set: dict[str, Any] | None = None) -> str:
     """sha256 of the canonical text of ``splits`` (``{name: [(item, [labels])]}``, in dict order)."""
     h = hashlib.sha256()
     h.update(f"classes\t{num_classes}\t{chr(0x1f).join(class_names)}\n".encode())
+    if open_set is not None:
+        sources = ",".join(str(int(c["source"])) for c in open_set["classes"])
+        h.update(f"open_set\t{int(open_set['num_seen'])}\t{sources}\n".encode())
     for name, rows in splits.items():
         for item, labels in rows:
             h.update(f"{name}\t{item}\t{','.join(str(int(c)) for c in labels)}\n".encode())
@@ -56,23 +71,39 @@ def build_manifest(data: RetrievalData) -> dict[str, Any]:
     """The manifest (a JSON-ready dict) of ``data``'s query and database (and distinct train) splits."""
     splits = {name: _rows(data.split(name)) for name in _split_names(data)}
     names = [str(n) for n in data.class_names]
-    return {
+    num_classes = data.num_classes
+    open_set = None
+    if data.open_set is not None:
+        o = data.open_set
+        names, num_classes = [str(n) for n in o.class_names], o.num_classes
+        splits.update(query=_rows(o.query_seen), database=_rows(o.database_seen),
+                      query_unseen=_rows(o.query_unseen), database_unseen=_rows(o.database_unseen))
+        open_set = {"num_seen": o.num_seen, "seen_fraction": o.classes.seen_fraction, "rule": o.classes.rule,
+                    "classes": class_list(o.classes, names)}
+    manifest = {
         "format": FORMAT,
         "version": VERSION,
         "dataset": data.name,
         "protocol": data.protocol,
-        "num_classes": data.num_classes,
+        "num_classes": num_classes,
         "class_names": names,
         "counts": {name: len(rows) for name, rows in splits.items()},
-        "checksum": checksum(names, data.num_classes, splits),
+        "checksum": checksum(names, num_classes, splits, open_set),
         "splits": {name: [[item, labels] for item, labels in rows] for name, rows in splits.items()},
     }
+    if open_set is not None:
+        manifest["open_set"] = open_set
+    return manifest
 
 
 def fingerprint(data: RetrievalData) -> dict[str, Any]:
-    """What a run directory records about its split: dataset, manifest version, counts and checksum."""
+    """What a run directory records about its split: dataset, manifest version, counts and checksum (and, for
+    a seen/unseen split, the number of seen classes, the seen fraction and the rule)."""
     m = build_manifest(data)
-    return {k: m[k] for k in ("dataset", "version", "counts", "checksum")}
+    out = {k: m[k] for k in ("dataset", "version", "counts", "checksum")}
+    if "open_set" in m:
+        out["open_set"] = {k: m["open_set"][k] for k in ("num_seen", "seen_fraction", "rule")}
+    return out
 
 
 def write_manifest(data: RetrievalData, path: str | Path) -> dict[str, Any]:
@@ -97,7 +128,7 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
         raise DataError(f"split manifest {path} has version {manifest.get('version')!r}; this hashkit reads {VERSION}")
     try:
         splits = {name: [(item, labels) for item, labels in rows] for name, rows in manifest["splits"].items()}
-        own = checksum(manifest["class_names"], manifest["num_classes"], splits)
+        own = checksum(manifest["class_names"], manifest["num_classes"], splits, manifest.get("open_set"))
     except (KeyError, TypeError, ValueError) as exc:
         raise DataError(f"split manifest {path} is malformed: {exc}") from None
     if own != manifest.get("checksum"):

@@ -34,14 +34,8 @@ def plot_pr_curves(results: Mapping[int, Mapping[str, Any]], path: str | Path, t
     fig, ax = plt.subplots(figsize=(5, 4))
     for bits, curve in series.items():
         ax.plot(curve["recall"], curve["precision"], marker=".", label=f"{bits} bits")
-    ax.set_xlabel("recall (Hamming radius r = 0..L)")
-    ax.set_ylabel("precision")
-    ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1.02)
-    ax.grid(alpha=0.3)
-    ax.legend()
-    ax.set_title(title or "precision-recall by Hamming radius")
-    return _save(fig, path)
+    pr_axes(ax, title or "precision-recall by Hamming radius")
+    return save_figure(fig, path)
 
 
 def plot_precision_at_k(results: Mapping[int, Mapping[str, Any]], path: str | Path, title: str = "") -> Path | None:
@@ -57,13 +51,30 @@ def plot_precision_at_k(results: Mapping[int, Mapping[str, Any]], path: str | Pa
     if not drawn:
         plt.close(fig)
         return None
+    precision_at_k_axes(ax, title or "precision@k")
+    return save_figure(fig, path)
+
+
+def pr_axes(ax, title: str, fontsize: int | None = None) -> None:
+    """Labels, limits, grid, legend and title of a precision-recall plot over Hamming radii."""
+    ax.set_xlabel("recall (Hamming radius r = 0..L)")
+    ax.set_ylabel("precision")
+    ax.set_xlim(0, 1)
+    _unit_axes(ax, title, fontsize)
+
+
+def precision_at_k_axes(ax, title: str, fontsize: int | None = None) -> None:
+    """Labels, limits, grid, legend and title of a precision@k plot."""
     ax.set_xlabel("k (top-k retrieved)")
     ax.set_ylabel("precision@k")
+    _unit_axes(ax, title, fontsize)
+
+
+def _unit_axes(ax, title: str, fontsize: int | None) -> None:
     ax.set_ylim(0, 1.02)
     ax.grid(alpha=0.3)
-    ax.legend()
-    ax.set_title(title or "precision@k")
-    return _save(fig, path)
+    ax.legend(fontsize=fontsize)
+    ax.set_title(title, fontsize=fontsize)
 
 
 def _panels(count: int, width: float = 4.0, height: float = 3.0):
@@ -89,7 +100,7 @@ def plot_distance_histograms(histograms: Mapping[int, tuple[np.ndarray, np.ndarr
         ax.set_title(f"{bits} bits")
         ax.legend(fontsize=8)
     fig.suptitle(title or "Hamming distances of query-database pairs")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_bit_balance(balance: Mapping[int, Mapping[str, np.ndarray]], path: str | Path, title: str = "") -> Path | None:
@@ -108,7 +119,7 @@ def plot_bit_balance(balance: Mapping[int, Mapping[str, np.ndarray]], path: str 
         ax.set_title(f"{bits} bits")
         ax.legend(fontsize=8)
     fig.suptitle(title or "bit balance")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_training_curves(records: Mapping[int, Sequence[Mapping[str, Any]]], path: str | Path,
@@ -141,13 +152,19 @@ def plot_training_curves(records: Mapping[int, Sequence[Mapping[str, Any]]], pat
         axes[1].grid(alpha=0.3)
         axes[1].legend()
     fig.suptitle(title or "training")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
-def _save(fig, path: str | Path) -> Path:
+def save_figure(fig, path: str | Path) -> Path:
+    """Write ``fig`` as a PNG (120 dpi, tight layout; atomically) and close it."""
+    import io
+
+    from hashkit.atomic_io import atomic_write_bytes
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=120)
     plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())
     return path

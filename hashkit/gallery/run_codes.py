@@ -23,7 +23,7 @@ from torch import Tensor
 from hashkit.errors import CheckpointError
 from hashkit.interfaces import RetrievalData, Split
 
-DatabaseKind = Literal["auto", "encoded", "learned"]
+DatabaseKind = Literal["auto", "encoded", "learned", "label"]
 
 
 @attrs.define
@@ -77,21 +77,23 @@ def _encode_again(loaded, data: RetrievalData) -> dict[str, Tensor]:
     if loaded.database_codes is not None:
         learned = (loaded.database_codes.float(), _training_split(loaded, data).targets.float())
     res = evaluate_model(loaded.model, loaded.recipe, query=data.split("query"), database=data.split("database"),
-                         learned=learned, device=torch.device("cpu"), progress=loaded.recipe.train.progress)
+                         learned=learned, provided_kind=loaded.database_source, device=torch.device("cpu"),
+                         progress=loaded.recipe.train.progress)
     return res.codes
 
 
 def load_run_codes(loaded, data: RetrievalData, database: DatabaseKind = "auto") -> RunCodes:
     """Codes of the run ``loaded`` (a :class:`hashkit.runs.LoadedRun`) paired with ``data``'s splits.
 
-    ``database = "auto"`` takes the encoded database when the run scored one, else the learned one."""
+    ``database = "auto"`` takes the encoded database when the run scored one, else the protocol's own codes
+    (learned or label-derived)."""
     if loaded.code_length is None:
         raise CheckpointError(f"{loaded.run_dir}: a real-valued run (no hash head) has no codes to show")
     codes = _codes_file(loaded)
     if codes is None:
         codes = _encode_again(loaded, data)
     kinds: dict[str, tuple[Tensor, Tensor]] = {}
-    for kind in ("encoded", "learned"):
+    for kind in ("encoded", "learned", "label"):
         if f"database_{kind}" in codes:
             kinds[kind] = (codes[f"database_{kind}"].float(), codes[f"database_{kind}_labels"].float())
     if not kinds or "query" not in codes:

@@ -10,6 +10,9 @@ Contract
   when an image is missing or corrupt.
 - A factory checks on load that the dataset's files exist and that split sizes match its spec, naming the
   missing file and where it looked.
+- Open-set data (a seen/unseen class split, :mod:`hashkit.data.open_set`): ``train``, ``query`` and
+  ``database`` hold the **seen** rows with the ``C_s = num_classes`` seen label columns; ``open_set`` holds the
+  unseen query and database rows and the full ``C``-column targets of every part.
 """
 
 from __future__ import annotations
@@ -48,6 +51,56 @@ class Split:
 
 
 @attrs.frozen
+class ClassSplit:
+    """Seen and unseen classes as label-column indices of the loader (``seen`` in the new column order)."""
+
+    seen: tuple[int, ...]
+    unseen: tuple[int, ...]
+    seen_fraction: float
+    #: the rule in words, recorded in manifests and reports
+    rule: str
+
+    @property
+    def num_seen(self) -> int:
+        return len(self.seen)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.seen) + len(self.unseen)
+
+    @property
+    def order(self) -> tuple[int, ...]:
+        """New column ``j`` holds the loader's column ``order[j]`` (seen first)."""
+        return self.seen + self.unseen
+
+
+@attrs.frozen
+class OpenSet:
+    """The unseen half of a split dataset and the full-column targets of its seen half.
+
+    ``query_seen`` / ``database_seen`` / ``train_seen`` have the rows (and item lists) of the data's ``query``
+    / ``database`` / ``train`` splits (``train_seen`` *is* ``database_seen`` when the training pool is the
+    database); every split here has ``C`` columns in the order ``class_names`` (seen first).
+    """
+
+    classes: ClassSplit
+    class_names: tuple[str, ...]
+    query_seen: Split
+    database_seen: Split
+    train_seen: Split
+    query_unseen: Split
+    database_unseen: Split
+
+    @property
+    def num_seen(self) -> int:
+        return self.classes.num_seen
+
+    @property
+    def num_classes(self) -> int:
+        return self.classes.num_classes
+
+
+@attrs.frozen
 class RetrievalData:
     name: str
     num_classes: int
@@ -55,6 +108,8 @@ class RetrievalData:
     class_names: Sequence[str] = ()
     #: the protocol in words, printed beside every number (e.g. "query=test, database=train")
     protocol: str = "query=test, database=train"
+    #: seen/unseen class split (open-set protocols), or None: then ``splits`` hold every class
+    open_set: OpenSet | None = None
 
     def split(self, name: str) -> Split:
         if name not in self.splits:

@@ -31,8 +31,19 @@ Tensor contract
   current model in eval mode with the evaluation transform.
 - ``batch_state(indices)`` is computed before the forward pass: the model's aggregation receives it as
   ``AggregationInput.context`` and the losses as ``LossInputs.protocol``.
-- ``database_codes()``: ``(n, L)`` float ±1 codes learned for the training split, or ``None`` when the
-  database must be encoded by the network.
+- ``database_codes()``: ``(n, L)`` float ±1 codes the protocol gives the training split's items, or ``None``
+  when the database must be encoded by the network. What they are is the class attribute ``database``:
+
+  - ``"learned"``: codes learned during training (ADSH's ``B`` from the DCC update);
+  - ``"label"``: codes derived from the labels alone (FISH / CHN style class codes, fixed before or during
+    training): ``database_codes()`` returns the code of each training item's label(s);
+  - ``"encoded"``: no codes of its own (``database_codes()`` is ``None``); the network encodes the database.
+
+  Row ``i`` of ``database_codes()`` belongs to training item ``i``. In the fine-grained protocols the
+  training split *is* the (seen) database, so these codes stand for the database images; under a
+  seen/unseen split (open-set protocols) they are the seen part ``D_s`` of every database and the unseen part
+  ``D_u`` is always encoded (docs/benchmarks.md). The recipe's ``eval.database`` may name ``"learned"`` or
+  ``"label"`` only when it is the protocol's ``database``, and ``"encoded"`` always.
 - ``state_dict()`` / ``load_state_dict()``: plain ``{name: tensor}`` (safetensors-ready), with everything
   needed to resume mid-run (B, sample indices, U, similarity).
 """
@@ -49,7 +60,8 @@ class TrainingProtocol:
 
     num_rounds: int = 1
     epochs_per_round: int = 1
-    #: "learned" when database codes come from ``database_codes()``, else "encoded"
+    #: where the database codes of the training items come from: "learned" or "label" (``database_codes()``),
+    #: or "encoded" (the network; ``database_codes()`` is None). See the module docstring.
     database: str = "encoded"
     #: what ``refresh_embeddings`` receives: relaxed "codes" or the model's real-valued "descriptor"
     embedding_output: str = "codes"

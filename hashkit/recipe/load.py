@@ -20,6 +20,7 @@ from hashkit.recipe.schema import (
     EvalSection,
     ModelSection,
     OptimizerSection,
+    Published,
     Recipe,
     ScheduleSection,
     TrainSection,
@@ -183,6 +184,13 @@ def validate_recipe_data(data: dict[str, Any], *, file: str = "<recipe>", proven
     provenance_notes = data.get("provenance", {})
     if not isinstance(provenance_notes, dict):
         raise _fail(f"expected a [provenance] table, found {found(provenance_notes)}", "provenance", file, prov)
+    published = provenance_notes.get("published", [])
+    if not isinstance(published, list):
+        raise _fail(f"expected an array of tables [[provenance.published]], found {found(published)}",
+                    "provenance.published", file, prov)
+    for i, entry in enumerate(published):  # checked here so a typo fails validation, not a bench report
+        build_config(Published, entry if isinstance(entry, dict) else {"source": entry},
+                     key=f"provenance.published[{i}]", file=file, provenance=prov)
 
     return Recipe(
         name=name,

@@ -135,6 +135,10 @@ class TrainSection:
     val_fraction: float = 0.1
     #: evaluate every N rounds (0 = only at the end)
     eval_every: int = attrs.field(default=0, validator=_non_negative)
+    #: evaluate after exactly these rounds (1-based; the last round always counts); replaces eval_every.
+    #: DSH_Analysis: [5, 10, 15, 20, 25, 30, 35, 36, 37, 38, 39, 40]
+    eval_rounds: tuple[int, ...] = attrs.field(default=(), validator=attrs.validators.deep_iterable(
+        attrs.validators.ge(1)))
     #: write a checkpoint every N optimiser steps (0 = at the end of each round only)
     checkpoint_every: int = attrs.field(default=0, validator=_non_negative)
     log_every: int = attrs.field(default=10, validator=_positive)
@@ -152,8 +156,9 @@ class EvalSection:
     #: metric components (names or tables); ``map`` is always computed, ``<name>@<k>`` is short for
     #: ``{name = "<name>@k", k = [<k>]}``
     metrics: tuple[ComponentRef, ...] = nested_list("metric", default=("map",))
-    #: database codes: "learned" (protocol's B, ADSH family), "encoded" (through the network), or both
-    database: tuple[Literal["learned", "encoded"], ...] = ("encoded",)
+    #: database codes: "learned" (protocol's B, ADSH family), "label" (codes a label-derived protocol assigns
+    #: to the training items, FISH/CHN), "encoded" (through the network); several are scored side by side
+    database: tuple[Literal["learned", "label", "encoded"], ...] = ("encoded",)
     #: mAP@k cut-offs (0 = all)
     topk: tuple[int, ...] = (0,)
     #: "index" (stable, by database index) or "tie_aware" headline figure (both are always reported)
@@ -165,6 +170,29 @@ class EvalSection:
     #: limit the query and database sizes (0 = all): quick checks on big sets
     max_queries: int = 0
     max_database: int = 0
+
+
+@attrs.frozen
+class Published:
+    """One ``[[provenance.published]]`` entry of a recipe: numbers a paper or log reports for it."""
+
+    #: where the numbers come from (repository @ commit and file, paper table)
+    source: str
+    #: {code length: value}, on ``scale`` (100 = mAP in points)
+    values: dict[str, float]
+    #: "all" (query against database) or an open-set protocol
+    protocol: Literal["all", "seen@seen", "seen@all", "unseen@unseen", "unseen@all"] = "all"
+    #: the dataset component it was measured on ("" = the recipe's)
+    dataset: str = ""
+    seen_fraction: float = 1.0
+    #: the result key it corresponds to ("map" = mAP@all)
+    metric: str = "map"
+    #: database kind ("" = not stated)
+    database: Literal["", "learned", "label", "encoded"] = ""
+    #: model selection of the published number ("last", "best_query" = best on the test queries, ...)
+    selection: str = ""
+    scale: float = 100.0
+    note: str = ""
 
 
 @attrs.frozen

@@ -83,6 +83,11 @@ def _emit(data: dict[str, Any], prefix: str, out: list[str]) -> None:
                 _emit(item, name, out)
 
 
+def dumps_value(value: Any) -> str:
+    """One value as a TOML literal (an inline table for a dict): the right-hand side of ``--set key=...``."""
+    return _scalar(value)
+
+
 def dumps_toml(data: dict[str, Any]) -> str:
     out: list[str] = []
     _emit(data, "", out)

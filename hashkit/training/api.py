@@ -66,7 +66,7 @@ def _remove_failed_start(out_dir: Path, created: bool) -> None:
 
 def train(recipe_or_path: Recipe | str | Path | Mapping[str, Any] | None, out_dir: str | Path, *,
           overrides: Mapping[str, Any] | Iterable[str] | None = None, resume: bool = False,
-          code_lengths: Iterable[int] | None = None) -> dict[str, Any]:
+          code_lengths: Iterable[int] | None = None, echo: bool = True) -> dict[str, Any]:
     """Train every code length of a recipe into ``out_dir`` and evaluate; returns the report (all ranks).
 
     ``resume=True`` continues the run in ``out_dir`` from its last checkpoints with the recipe saved there;
@@ -74,7 +74,7 @@ def train(recipe_or_path: Recipe | str | Path | Mapping[str, Any] | None, out_di
     :data:`~hashkit.training.resume_overrides.RESUME_SAFE_KEYS` (recorded in ``environment.json``).
     ``code_lengths`` restricts training to these lengths (default: the recipe's ``code_lengths``). Under
     ``torchrun`` every rank calls this; rank 0 writes the files and returns the full report, the others
-    return ``{}``.
+    return ``{}``. ``echo=False`` does not print the report table (``hashkit bench`` runs many).
     """
     from hashkit.output_paths import check_output_dir
 
@@ -140,7 +140,8 @@ def train(recipe_or_path: Recipe | str | Path | Mapping[str, Any] | None, out_di
             "run_dir": str(out_dir),
         }
         text = write_report(out_dir, report)
-        print(text, file=sys.stdout, flush=True)
+        if echo:
+            print(text, file=sys.stdout, flush=True)
         return report
     finally:
         ddp.shutdown(info)

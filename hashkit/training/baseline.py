@@ -2,7 +2,8 @@
 
 The model is built exactly as ``hashkit train`` builds it (same initialisation seed ``(seed, L)``, same
 protocol set-up), then scored like a finished run: query codes from the network in eval mode; the database
-encoded by the network and, for protocols that learn database codes (ADSH), their initial codes.
+encoded by the network and, for protocols with database codes of their own (ADSH's learned ones, FISH's
+label-derived ones), those codes; on a seen/unseen split, the seen@seen figures.
 ``hashkit baseline RECIPE`` prints the same table as ``hashkit train``.
 """
 
@@ -19,7 +20,7 @@ def untrained_report(recipe: Recipe, code_lengths: Iterable[int] | None = None,
                      device: torch.device | str = "cpu") -> dict[str, Any]:
     """A report like ``train``'s (``results[bits]["last"]`` = scores of the untrained model)."""
     from hashkit.assemble import build, build_dataset
-    from hashkit.training.evaluate import evaluate_model
+    from hashkit.training.evaluate import evaluate_data
     from hashkit.training.seeding import derive_seed, generator, seed_globals
 
     device = torch.device(device)
@@ -31,13 +32,14 @@ def untrained_report(recipe: Recipe, code_lengths: Iterable[int] | None = None,
         built = build(recipe, length, data=data)
         train = data.split("train")
         built.protocol.setup(train.targets.float(), generator(recipe.seed, length, "setup"))
-        learned = built.protocol.database_codes()
-        res = evaluate_model(built.model.to(device).eval(), recipe, query=data.split("query"),
-                             database=data.split("database"),
-                             learned=(learned.float().cpu(), train.targets.float()) if learned is not None else None,
-                             device=device, progress=recipe.train.progress)
-        results[str(length) if length else "real"] = {"code_length": length, "last": res.scores,
-                                                      "selected": res.scores}
+        codes = built.protocol.database_codes()
+        res = evaluate_data(built.model.to(device).eval(), recipe, data,
+                            codes=codes.float().cpu() if codes is not None else None,
+                            provided_kind=built.protocol.database, device=device, progress=recipe.train.progress)
+        key = str(length) if length else "real"
+        results[key] = {"code_length": length, "last": res.scores, "selected": res.scores}
+        if res.protocols:  # a seen/unseen split: every open-set protocol, as a trained run reports them
+            results[key]["protocols"] = {"last": res.protocols, "selected": res.protocols}
     return {"recipe": recipe.name, "dataset": data.name, "protocol": data.protocol,
             "training_protocol": recipe.protocol.name, "selection": "last", "ties": recipe.eval.ties,
             "drop_last_item": recipe.eval.drop_last_item, "results": results, "model": "untrained"}

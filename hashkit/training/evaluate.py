@@ -3,7 +3,10 @@
 - Query codes: ``sign(codes)`` of the model in eval mode on the query split (eval transform, dataset order).
 - Database codes per ``recipe.eval.database``: ``"learned"`` takes the protocol's learned matrix
   (``protocol.database_codes()``, ADSH's ``B``; its rows are the *training* split, so its labels are the
-  training split's), ``"encoded"`` runs the database split through the network.
+  training split's), ``"label"`` the codes a label-derived protocol assigns to the training items (same
+  rows, ``protocol.database = "label"``), ``"encoded"`` runs the database split through the network.
+- A dataset split into seen and unseen classes is scored under the four open-set protocols
+  (:func:`evaluate_data` -> :func:`hashkit.training.open_set_eval.evaluate_open_set`).
 - ``recipe.eval.descriptor``: the real-valued descriptor (aggregation output) of query and database, ranked
   by cosine similarity.
 
@@ -21,7 +24,7 @@ from torch import Tensor, nn
 
 from hashkit.codes.binarize import binarize
 from hashkit.errors import ContractError
-from hashkit.interfaces import RetrievalProblem, Split
+from hashkit.interfaces import RetrievalData, RetrievalProblem, Split
 from hashkit.recipe.schema import Recipe
 
 
@@ -114,32 +117,67 @@ def recipe_metrics(recipe: Recipe) -> list[tuple[str, Any]]:
     return metric_set(ev.metrics, topk=ev.topk, drop_last_item=ev.drop_last_item)
 
 
-def score(query: Tensor, database: Tensor, query_labels: Tensor, database_labels: Tensor, recipe: Recipe,
-          kind: str = "hamming", metrics: list[tuple[str, Any]] | None = None) -> dict[str, Any]:
-    """``[eval] metrics`` of one query/database pair, through the registry (``metrics`` built once by the
+def score_problem(problem: RetrievalProblem, recipe: Recipe, metrics: list[tuple[str, Any]] | None = None
+                  ) -> dict[str, Any]:
+    """``[eval] metrics`` of one retrieval problem, through the registry (``metrics`` built once by the
     caller with :func:`recipe_metrics`, or here)."""
     from hashkit.evaluation.scoring import score as run_metrics
 
+    return run_metrics(problem, metrics if metrics is not None else recipe_metrics(recipe))
+
+
+def score(query: Tensor, database: Tensor, query_labels: Tensor, database_labels: Tensor, recipe: Recipe,
+          kind: str = "hamming", metrics: list[tuple[str, Any]] | None = None) -> dict[str, Any]:
+    """``[eval] metrics`` of one query/database pair (:func:`score_problem`)."""
     problem = RetrievalProblem(query=query, database=database, query_labels=query_labels,
                                database_labels=database_labels, kind=kind)
-    return run_metrics(problem, metrics if metrics is not None else recipe_metrics(recipe))
+    return score_problem(problem, recipe, metrics)
+
+
+PROVIDED_KINDS = ("learned", "label")
+
+
+def provided_database(kind: str, provided_kind: str, learned: tuple[Tensor, Tensor] | None,
+                      recipe: Recipe) -> tuple[Tensor, Tensor]:
+    """The protocol's database ``(codes, labels)`` for ``eval.database`` kind ``kind`` (cut to
+    ``eval.max_database``); the kind must be the one the protocol provides."""
+    check_provided(kind, provided_kind, learned, recipe)
+    codes, labels = learned
+    limit = recipe.eval.max_database
+    return (codes[:limit], labels[:limit]) if limit else (codes, labels)
+
+
+def check_provided(kind: str, provided_kind: str, learned: Any, recipe: Recipe) -> None:
+    """``eval.database`` may name the protocol's own database codes only as the kind the protocol provides."""
+    if learned is None:
+        raise ContractError(f"eval.database includes {kind!r} but the training protocol {recipe.protocol.name!r} "
+                            "provides no database codes (it is an encoded-database protocol)")
+    if kind != provided_kind:
+        raise ContractError(f"eval.database includes {kind!r} but the training protocol {recipe.protocol.name!r} "
+                            f"provides {provided_kind!r} database codes")
 
 
 @attrs.define
 class EvalResult:
-    """Scores by database kind (``"learned"``, ``"encoded"``, ``"descriptor"``) and the codes scored."""
+    """Scores by database kind (``"learned"``, ``"label"``, ``"encoded"``, ``"descriptor"``) and the codes scored.
+
+    For a seen/unseen split ``scores`` are those of ``seen@seen`` and ``protocols`` holds all four
+    (``{protocol: {kind: metrics}}``); it is empty otherwise.
+    """
 
     scores: dict[str, dict[str, Any]]
     codes: dict[str, Tensor]
+    protocols: dict[str, dict[str, dict[str, Any]]] = attrs.field(factory=dict)
 
 
 def evaluate_model(model: nn.Module, recipe: Recipe, *, query: Split, database: Split | None,
                    learned: tuple[Tensor, Tensor] | None, device: torch.device, progress: bool = False,
-                   kinds: tuple[str, ...] | None = None,
+                   kinds: tuple[str, ...] | None = None, provided_kind: str = "learned",
                    encode: Callable[..., Encoded] = encode_split) -> EvalResult:
     """Score ``model`` with ``query`` against the database kinds of ``recipe.eval.database``.
 
-    ``learned`` is ``(codes (n, L), labels (n, C))`` from the protocol, or ``None`` when it learns none;
+    ``learned`` is ``(codes (n, L), labels (n, C))`` from the protocol, or ``None`` when it provides none;
+    ``provided_kind`` says what they are (``"learned"`` or ``"label"``, the protocol's ``database``);
     ``database`` is the split to encode for ``"encoded"``.
     """
     kinds = tuple(kinds or recipe.eval.database)
@@ -158,15 +196,10 @@ def evaluate_model(model: nn.Module, recipe: Recipe, *, query: Split, database: 
     if not real_valued:
         codes["query"] = q.codes
         for kind in kinds:
-            if kind == "learned":
-                if learned is None:
-                    raise ContractError(f"eval.database includes 'learned' but the training protocol "
-                                        f"{recipe.protocol.name!r} learns no database codes")
-                db_codes, db_labels = learned
-                if ev.max_database:
-                    db_codes, db_labels = db_codes[: ev.max_database], db_labels[: ev.max_database]
-                scores["learned"] = score(q.codes, db_codes, q.labels, db_labels, recipe, metrics=metrics)
-                codes["database_learned"], codes["database_learned_labels"] = db_codes, db_labels
+            if kind in PROVIDED_KINDS:
+                db_codes, db_labels = provided_database(kind, provided_kind, learned, recipe)
+                scores[kind] = score(q.codes, db_codes, q.labels, db_labels, recipe, metrics=metrics)
+                codes[f"database_{kind}"], codes[f"database_{kind}_labels"] = db_codes, db_labels
             elif kind == "encoded":
                 if db is None:
                     raise ContractError("eval.database includes 'encoded' but there is no database split")
@@ -178,6 +211,26 @@ def evaluate_model(model: nn.Module, recipe: Recipe, *, query: Split, database: 
         scores["descriptor"] = score(q.descriptors, db.descriptors, q.labels, db.labels, recipe, kind="cosine",
                                     metrics=metrics)
     return EvalResult(scores=scores, codes=codes)
+
+
+def evaluate_data(model: nn.Module, recipe: Recipe, data: RetrievalData, *, codes: Tensor | None,
+                  provided_kind: str = "learned", train_data: RetrievalData | None = None,
+                  device: torch.device, progress: bool = False) -> EvalResult:
+    """Score ``model`` on ``data``: query against database, or the four open-set protocols of a seen/unseen split.
+
+    ``codes`` are the training protocol's database codes (rows = the training split of ``train_data``, default
+    ``data``; ``train_data`` differs when ``best_val`` carved a validation split out of training), or None.
+    """
+    train_data = train_data or data
+    if data.open_set is None:
+        learned = (codes.float(), train_data.split("train").targets.float()) if codes is not None else None
+        return evaluate_model(model, recipe, query=data.split("query"), database=data.split("database"),
+                              learned=learned, provided_kind=provided_kind, device=device, progress=progress)
+    from hashkit.training.open_set_eval import evaluate_open_set
+
+    learned = (codes.float(), train_data.open_set.train_seen.targets.float()) if codes is not None else None
+    return evaluate_open_set(model, recipe, data.open_set, learned=learned, provided_kind=provided_kind,
+                             device=device, progress=progress)
 
 
 def headline(scores: dict[str, dict[str, Any]], recipe: Recipe) -> float:

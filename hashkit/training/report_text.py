@@ -6,11 +6,16 @@ is not ``last``, the selected model's mAP beside it, labelled with what selected
 ``best_query (test-selected)`` for the official protocol). Every other scalar metric that was computed
 (``map@100`` from ``eval.topk``, ``precision@10``, ``recall@radius2``, a plugin metric, ...) follows as a
 column ``<kind> <metric>`` of the last model; option values and query counts are left to ``--json``.
+
+For a seen/unseen class split a second table follows: one column per open-set protocol and database kind
+(``seen@all learned``, ...), for the model the report headlines (the selected one, or the last).
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+from hashkit.evaluation.report import format_table
 
 SELECTION_LABELS = {"best_val": "best_val", "best_query": "best_query (test-selected)"}
 
@@ -27,7 +32,6 @@ def extra_metrics(scores: dict[str, Any]) -> list[str]:
 def report_table(report: dict[str, Any]) -> str:
     """A title naming recipe, dataset, protocol and selection, then one row per code length
     (rendered by :func:`hashkit.evaluation.report.format_table`)."""
-    from hashkit.evaluation.report import format_table
 
     key = "map_tie_aware" if report.get("ties") == "tie_aware" else "map"
     other, other_label = ("map", "index ties") if key == "map_tie_aware" else ("map_tie_aware", "tie-aware")
@@ -55,4 +59,24 @@ def report_table(report: dict[str, Any]) -> str:
     title = (f"recipe {report['recipe']} on {report['dataset']} ({report['protocol']}); training protocol "
              f"{report['training_protocol']}; mAP@all, ties {'tie-aware' if key == 'map_tie_aware' else 'by database index'}"
              + ("; last database item dropped (official parity)" if report.get("drop_last_item") else ""))
-    return format_table(rows, columns=columns, title=title)
+    text = format_table(rows, columns=columns, title=title)
+    open_set = _open_set_table(report, key, label)
+    return text + ("\n\n" + open_set if open_set else "")
+
+
+def _open_set_table(report: dict[str, Any], key: str, label: str) -> str:
+    rows: dict[Any, dict[str, Any]] = {}
+    columns: list[str] = []
+    for length, res in report["results"].items():
+        protocols = res.get("protocols", {}).get("selected")
+        if not protocols:
+            continue
+        row = {f"{protocol} {kind}": scores.get(key) for protocol, by_kind in protocols.items()
+               for kind, scores in by_kind.items()}
+        columns += [c for c in row if c not in columns]
+        rows[int(length) if str(length).isdigit() else length] = row
+    if not rows:
+        return ""
+    model = "last model" if report.get("selection", "last") == "last" else f"model selected by {label}"
+    return format_table(rows, columns=columns, title=f"open-set protocols ({model}; mAP@all; database kind after "
+                                                     "the protocol: its seen part, the unseen part is encoded)")

@@ -2,9 +2,11 @@
 
 ``train.selection``: ``"last"`` (the last model), ``"best_val"`` (best headline mAP on a validation split
 carved from the training split) or ``"best_query"`` (best on the query set: the official, test-selected
-protocol). Rounds are evaluated every ``train.eval_every`` rounds (and at the last one when selecting); the
-best model so far is written to ``selected.safetensors`` with the database codes it was scored with. The
-final report scores the last model, and the selected one beside it, on the query set.
+protocol). Rounds are evaluated every ``train.eval_every`` rounds, or after the rounds listed in
+``train.eval_rounds`` (and at the last one when selecting); only the first kind of ``eval.database`` (the one
+that selects) is scored then. The best model so far is written to ``selected.safetensors`` with the database
+codes it was scored with. The final report scores the last model, and the selected one beside it, on the
+query set (on a seen/unseen split: under the four open-set protocols, :func:`evaluate_data`).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from torch import Tensor
 
 from hashkit.training import ddp
 from hashkit.training.checkpoint import load_checkpoint, load_module_state, save_checkpoint, split_prefix, with_prefix
-from hashkit.training.evaluate import EvalResult, evaluate_model, headline
+from hashkit.training.evaluate import EvalResult, evaluate_data, evaluate_model, headline
 
 SELECTED = "selected.safetensors"
 CODES = "codes.safetensors"
@@ -29,12 +31,23 @@ class Best:
     round: int | None = None
 
 
-def learned_database(trainer) -> tuple[Tensor, Tensor] | None:
-    """The protocol's learned database codes with the training labels (CPU), or ``None``."""
+def provided_kind(trainer) -> str:
+    """What the protocol's database codes are: ``"learned"`` (ADSH's B), ``"label"`` or ``"encoded"`` (none)."""
+    return getattr(trainer.protocol, "database", "encoded")
+
+
+def protocol_codes(trainer) -> Tensor | None:
+    """The protocol's database codes of the training items (CPU), or ``None``."""
     codes = trainer.protocol.database_codes()
+    return None if codes is None else codes.detach().float().cpu()
+
+
+def learned_database(trainer) -> tuple[Tensor, Tensor] | None:
+    """The protocol's database codes with the training labels (CPU), or ``None``."""
+    codes = protocol_codes(trainer)
     if codes is None:
         return None
-    return codes.detach().float().cpu(), trainer.train_labels.cpu()
+    return codes, trainer.train_labels.cpu()
 
 
 @attrs.define
@@ -47,6 +60,8 @@ class ModelSelection:
     def needs_eval(trainer, r: int) -> bool:
         tr = trainer.recipe.train
         last = r + 1 == trainer.num_rounds
+        if tr.eval_rounds:
+            return last or (r + 1) in tr.eval_rounds
         if tr.selection != "last":
             return tr.eval_every == 0 or (r + 1) % tr.eval_every == 0 or last
         return tr.eval_every > 0 and ((r + 1) % tr.eval_every == 0 or last)
@@ -62,8 +77,10 @@ class ModelSelection:
             else:
                 data = trainer.data.train
                 split, query, database = "query", data.split("query"), data.split("database")
+            # only the kind that selects is scored (SEMICON: the learned database; no database encoding per round)
             res = evaluate_model(trainer.model, trainer.recipe, query=query, database=database,
-                                 learned=learned_database(trainer), device=trainer.device, progress=False)
+                                 learned=learned_database(trainer), provided_kind=provided_kind(trainer),
+                                 device=trainer.device, progress=False, kinds=tuple(trainer.recipe.eval.database[:1]))
             score = headline(res.scores, trainer.recipe)
             trainer.log.write("eval", {"step": trainer.position.step, "round": r, "split": split, "score": score,
                                        **{f"{k}.{m}": v for k, s in res.scores.items() for m, v in s.items()
@@ -79,12 +96,16 @@ class ModelSelection:
         ddp.barrier(trainer.info)
 
     def final_report(self, trainer) -> dict[str, Any]:
-        """Evaluate the last model (and the selected one) on the query set; write the codes (rank 0)."""
+        """Evaluate the last model (and the selected one) on the query set (the four open-set protocols for a
+        seen/unseen split); write the codes (rank 0)."""
         recipe = trainer.recipe
-        query, database = trainer.data.full.split("query"), trainer.data.full.split("database")
-        last = evaluate_model(trainer.model, recipe, query=query, database=database,
-                              learned=learned_database(trainer), device=trainer.device,
-                              progress=recipe.train.progress)
+
+        def score(model, codes) -> EvalResult:
+            return evaluate_data(model, recipe, trainer.data.full, codes=codes, provided_kind=provided_kind(trainer),
+                                 train_data=trainer.data.train, device=trainer.device,
+                                 progress=recipe.train.progress)
+
+        last = score(trainer.model, protocol_codes(trainer))
         report: dict[str, Any] = {
             "code_length": trainer.code_length, "rounds": trainer.num_rounds, "steps": trainer.position.step,
             "selection": recipe.train.selection, "last": last.scores,
@@ -96,15 +117,15 @@ class ModelSelection:
             model = copy.deepcopy(trainer.model)
             load_module_state(model, split_prefix(tensors, "model."), what="selected model",
                               path=trainer.dir / SELECTED)
-            learned = (tensors["database_codes"], trainer.train_labels.cpu()) if "database_codes" in tensors else None
-            selected = evaluate_model(model, recipe, query=query, database=database, learned=learned,
-                                      device=trainer.device, progress=recipe.train.progress)
+            selected = score(model, tensors.get("database_codes"))
             codes.update({f"selected.{k}": v for k, v in selected.codes.items()})
             report["selected_round"] = self.best.round
             report["selection_score"] = self.best.score
         else:
             report["selected_round"] = trainer.num_rounds
         report["selected"] = selected.scores
+        if last.protocols:
+            report["protocols"] = {"last": last.protocols, "selected": selected.protocols}
         save_checkpoint(trainer.dir / CODES, codes, {"code_length": trainer.code_length,
                                                       "selection": recipe.train.selection})
         return report

@@ -4,7 +4,8 @@ Per class (an item's class is its first label; multi-label items count once), ``
 items are drawn without replacement with a generator seeded from the recipe seed (independent of the code
 length), keeping at least one training item per class and taking none from a class with a single item.
 The training split loses these items: the model, the protocol (ADSH's learned database) and the selection
-database never see them [inferred design].
+database never see them [inferred design]. For a seen/unseen split the full-column training targets
+(``open_set.train_seen``) lose the same rows.
 """
 
 from __future__ import annotations
@@ -47,4 +48,7 @@ def carve_validation(data: RetrievalData, fraction: float, seed: int) -> tuple[R
     mask[val_idx] = False
     train_idx = torch.nonzero(mask).flatten()
     reduced = attrs.evolve(data, splits={**data.splits, "train": subset(train, train_idx)})
+    if data.open_set is not None:
+        reduced = attrs.evolve(reduced, open_set=attrs.evolve(
+            data.open_set, train_seen=subset(data.open_set.train_seen, train_idx)))
     return reduced, subset(train, val_idx)

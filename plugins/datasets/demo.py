@@ -17,6 +17,7 @@ import attrs
 import numpy as np
 import torch
 
+from hashkit.data.open_set import seen_fraction_validator, split_by_fraction
 from hashkit.data.readers import ArrayImageReader
 from hashkit.errors import DataError
 from hashkit.interfaces import BuildContext, RetrievalData, Split
@@ -46,6 +47,9 @@ class DemoConfig:
     query_per_class: int = attrs.field(default=30, validator=_at_most(STORED_QUERY))
     #: Fashion-MNIST class ids to keep (relabelled 0..len-1 in this order); empty = all ten
     classes: tuple[int, ...] = attrs.field(default=(), validator=_class_ids)
+    #: fraction of classes seen in training; the rest are held out as unseen classes for the open-set
+    #: protocols (0.8 = the last 2 of 10 classes unseen; 1 = every class, no split)
+    seen_fraction: float = attrs.field(default=1.0, validator=seen_fraction_validator)
 
 
 def load_demo_arrays() -> dict[str, np.ndarray]:
@@ -79,9 +83,10 @@ def build_demo(cfg: DemoConfig, ctx: BuildContext) -> RetrievalData:
     classes = list(cfg.classes) or list(range(len(names)))
     train = _subset(arrays["train_images"], arrays["train_labels"], classes, cfg.train_per_class, "train")
     query = _subset(arrays["query_images"], arrays["query_labels"], classes, cfg.query_per_class, "query")
-    return RetrievalData(name="demo", num_classes=len(classes), class_names=tuple(names[c] for c in classes),
+    data = RetrievalData(name="demo", num_classes=len(classes), class_names=tuple(names[c] for c in classes),
                          splits={"train": train, "query": query, "database": train},
                          protocol="query=test, database=train")
+    return split_by_fraction(data, cfg.seen_fraction)
 
 
 def _example():

@@ -84,8 +84,8 @@ def build_image_folder(cfg: ImageFolderConfig, ctx: BuildContext) -> RetrievalDa
                 target[1].append(i)
     if not names:
         raise DataError(f"dataset 'image_folder': no class folders with images ({', '.join(sorted(ext))}) in {root}")
-    data = finish("image_folder", cfg, root, names, train, query, official=None)
-    return attrs.evolve(data, protocol="query=query split, database=train")
+    return finish("image_folder", cfg, root, names, train, query, official=None,
+                  protocol="query=query split, database=train")
 
 
 def write_miniature(tmp: Path) -> dict:

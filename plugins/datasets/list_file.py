@@ -14,6 +14,7 @@ from pathlib import Path
 import attrs
 
 from hashkit.data.readers import FileImageReader
+from hashkit.data.open_set import seen_fraction_validator, split_by_fraction
 from hashkit.errors import DataError
 from hashkit.interfaces import BuildContext, RetrievalData, Split
 from hashkit_plugins.datasets._files import (check_counts, counts_validator, dataset_example, dataset_root,
@@ -33,6 +34,9 @@ class ListFileConfig:
     classes_file: str = ""
     #: split sizes to check (train, query, classes); unset or {} = no check
     expected_counts: dict[str, int] | None = attrs.field(default=None, validator=counts_validator)
+    #: fraction of classes seen in training; the rest are held out as unseen classes for the open-set
+    #: protocols (0.95 / 0.85 / 0.75 = the DSH_Analysis splits; 1 = every class, no split)
+    seen_fraction: float = attrs.field(default=1.0, validator=seen_fraction_validator)
 
 
 def _list_path(root: Path, name: str, key: str) -> Path:
@@ -75,8 +79,9 @@ def build_list_file(cfg: ListFileConfig, ctx: BuildContext) -> RetrievalData:
     splits.setdefault("database", splits["train"])
     counts = {"train": len(splits["train"]), "query": len(splits["query"]), "classes": len(names)}
     check_counts("list_file", root, counts, cfg.expected_counts or None)
-    return RetrievalData(name="list_file", num_classes=len(names), class_names=tuple(names), splits=splits,
+    data = RetrievalData(name="list_file", num_classes=len(names), class_names=tuple(names), splits=splits,
                          protocol="query=query_list, database=" + ("database_list" if cfg.database_list else "train"))
+    return split_by_fraction(data, cfg.seen_fraction)
 
 
 def write_miniature(tmp: Path) -> dict:

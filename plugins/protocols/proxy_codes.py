@@ -26,8 +26,8 @@ items of a class end with (almost always) one shared code, so the targets are cl
 
 Training: rounds as ``sampled_rounds`` (``randperm(n)[:m]`` per round, ``epochs`` epochs over it). Losses
 receive ``protocol.targets`` = the batch items' rows of the targets (``(b, L)`` ±1 float; see
-``proxy_code_mse``). Evaluation: ``database_codes()`` returns the targets, which ``eval.database = ["learned"]``
-scores the queries against (the kind for codes a protocol provides; here they are derived from the labels):
+``proxy_code_mse``). Evaluation: ``database_codes()`` returns the targets, which ``eval.database = ["label"]``
+scores the queries against (the kind for codes a protocol derives from the labels, ``database = "label"``):
 what the reference reports, a class-level, oracle-like figure. ``"encoded"`` scores the queries against the
 network's codes of the database images. The two are not comparable.
 The targets are saved with the protocol state (``T``) and restored on resume.
@@ -127,9 +127,8 @@ def parity_random_state(code_length: int, seed: int = 68, lengths: tuple[int, ..
 class ProxyCodes(SampledRounds):
     """Sampled rounds with fixed label-derived targets; database = the targets."""
 
-    #: the codes this protocol provides for the training items are derived from the labels; the core's
-    #: database kinds are "learned" (codes the protocol provides) and "encoded", so they are scored as "learned"
-    database = "learned"
+    #: the codes this protocol provides for the training items are derived from the labels alone
+    database = "label"
     provides: tuple[str, ...] = ("targets",)
 
     def __init__(self, cfg: ProxyCodesConfig, code_length: int):

@@ -45,8 +45,9 @@ def evaluate_run(run_dir: Path, overrides=None, code_lengths=None, which: str = 
     from hashkit.assemble import build_dataset
     from hashkit.runs import load_run, run_code_lengths
     from hashkit.training import ddp
-    from hashkit.training.evaluate import evaluate_model
     from hashkit.training.device import pick_device
+    from hashkit.training.evaluate import evaluate_data
+    from hashkit.training.validation import carve_validation
 
     lengths = code_lengths or run_code_lengths(run_dir) or [None]
     results: dict[str, dict] = {}
@@ -57,19 +58,16 @@ def evaluate_run(run_dir: Path, overrides=None, code_lengths=None, which: str = 
         first = first or loaded
         dev = pick_device(device or recipe.train.device, ddp.DistInfo())
         data = build_dataset(recipe)
-        learned = None
-        if loaded.database_codes is not None:
-            from hashkit.training.validation import carve_validation
-
-            train_data = carve_validation(data, recipe.train.val_fraction, recipe.seed)[0] \
-                if recipe.train.selection == "best_val" else data
-            learned = (loaded.database_codes.float(), train_data.split("train").targets.float())
-        res = evaluate_model(loaded.model.to(dev), recipe, query=data.split("query"),
-                             database=data.split("database"), learned=learned, device=dev,
-                             progress=recipe.train.progress)
+        train_data = carve_validation(data, recipe.train.val_fraction, recipe.seed)[0] \
+            if recipe.train.selection == "best_val" else data
+        res = evaluate_data(loaded.model.to(dev), recipe, data, codes=loaded.database_codes,
+                            provided_kind=loaded.database_source, train_data=train_data, device=dev,
+                            progress=recipe.train.progress)
         key = str(loaded.code_length) if loaded.code_length else "real"
         results[key] = {"code_length": loaded.code_length, "model": loaded.which, "last": res.scores,
                         "selected": res.scores}
+        if res.protocols:
+            results[key]["protocols"] = {"last": res.protocols, "selected": res.protocols}
         del res
         torch.cuda.empty_cache() if torch.cuda.is_available() else None
     recipe = first.recipe
@@ -119,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
         from hashkit.evaluation.plots import plot_pr_curves, plot_precision_at_k
 
         args.plots.mkdir(parents=True, exist_ok=True)
-        for kind in ("learned", "encoded", "descriptor"):
+        for kind in ("learned", "label", "encoded", "descriptor"):
             per_bits = {int(k): v["last"][kind] for k, v in report["results"].items()
                         if kind in v["last"] and k.isdigit()}
             if not per_bits:

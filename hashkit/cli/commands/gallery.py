@@ -26,8 +26,9 @@ def add_parser(sub) -> None:
     p.add_argument("-k", type=int, default=8, help="database images per query (default 8)")
     p.add_argument("--code-length", dest="code_lengths", type=int, action="append", default=None, metavar="L",
                    help="only this code length (repeatable; default: all of the run's)")
-    p.add_argument("--database", choices=("auto", "encoded", "learned"), default="auto",
-                   help="database codes to search: encoded by the network or learned by the protocol "
+    p.add_argument("--database", choices=("auto", "encoded", "learned", "label"), default="auto",
+                   help="database codes to search: encoded by the network, or the protocol's learned or "
+                        "label-derived codes "
                         "(default: encoded when the run scored it)")
     p.add_argument("--cell", type=int, default=96, help="side of one picture in pixels (default 96)")
     p.add_argument("--opacity", type=float, default=0.5, help="weight of the coloured attention map (0..1)")
