@@ -41,6 +41,7 @@ from torch import Tensor
 
 from hashkit.errors import ContractError, RecipeWarning
 from hashkit.interfaces import BuildContext, TrainingProtocol
+from hashkit.testing import ComponentExample
 
 
 @attrs.frozen
@@ -221,4 +222,6 @@ def build_adsh_protocol(cfg: ADSHProtocolConfig, ctx: BuildContext) -> ADSHProto
 
 
 def components(register):
-    register("training_protocol", "adsh", build_adsh_protocol, config=ADSHProtocolConfig)
+    # The conformance example has a few dozen training items: sample fewer than that, as a real recipe does.
+    register("training_protocol", "adsh", build_adsh_protocol, config=ADSHProtocolConfig,
+             example=lambda: ComponentExample(config={"num_samples": 8}))
