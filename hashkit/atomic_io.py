@@ -74,6 +74,15 @@ def atomic_write_text(path: Path | str, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def atomic_write_png(path: Path | str, image) -> None:
+    """Encode a PIL ``image`` as PNG in memory, then write it to ``path`` atomically (galleries, attention maps)."""
+    import io
+
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    atomic_write_bytes(path, buffer.getvalue())
+
+
 def remove_stale_temp_files(directory: Path | str) -> list[Path]:
     """Delete the temp files a killed atomic write left in ``directory``; returns what was removed."""
     removed = []

@@ -235,3 +235,34 @@ def test_real_read_only_and_full_mounts(tiny_run, tmp_path):
     assert len(errors) == 3 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
     assert "Read-only file system" in errors[0] and "Read-only file system" in errors[1]
     assert "No space left on device" in errors[2]
+
+
+def test_pictures_are_written_atomically(tmp_path, capsys, monkeypatch):
+    """PNG outputs (data images, galleries, attention maps) go through atomic_write_png: read back pixel for
+    pixel; a full disk keeps the previous file, leaves no temp file and is one error line in the CLI."""
+    import numpy as np
+    from PIL import Image
+
+    from hashkit.atomic_io import atomic_write_png
+    from hashkit.errors import OutputError
+
+    pixels = np.random.default_rng(0).integers(0, 256, (5, 7, 3), dtype=np.uint8)
+    target = tmp_path / "picture.png"
+    atomic_write_png(target, Image.fromarray(pixels))
+    assert (np.asarray(Image.open(target)) == pixels).all()
+
+    full_disk_after(monkeypatch, lambda path: path.name == "picture.png")
+    with pytest.raises(OutputError, match="picture.png"):
+        atomic_write_png(target, Image.fromarray(255 - pixels))
+    assert (np.asarray(Image.open(target)) == pixels).all() and no_temp_files(tmp_path)
+
+    out = tmp_path / "photos"
+    full_disk_after(monkeypatch, lambda path: path.parent.parent == out and len(list(out.rglob("*.png"))) >= 2)
+    assert main(["data", "images", "demo", "--split", "query", "--per-class", "1", "--out", str(out)]) == 2
+    assert "No space left" in one_error_line(capsys)
+    written = sorted(out.rglob("*.png"))
+    assert len(written) == 2 and no_temp_files(out)
+    for path in written:  # complete files only: each one decodes to its full size
+        with Image.open(path) as picture:
+            picture.load()
+            assert picture.size[0] > 0

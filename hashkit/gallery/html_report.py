@@ -119,7 +119,7 @@ def write_run_report(run_dir: Path, out: Path, *, queries: int = 8, query_images
     """Write the galleries, plots and ``report.html`` of ``run_dir`` into ``out``; returns the page's path
     (``report=False``: the galleries only, returns ``None``)."""
     from hashkit.assemble import build_dataset
-    from hashkit.atomic_io import atomic_write_text
+    from hashkit.atomic_io import atomic_write_png, atomic_write_text
     from hashkit.errors import CheckpointError
     from hashkit.evaluation.distance_histogram import bit_balance, distance_histograms
     from hashkit.evaluation.plots import (plot_bit_balance, plot_distance_histograms, plot_pr_curves,
@@ -147,7 +147,7 @@ def write_run_report(run_dir: Path, out: Path, *, queries: int = 8, query_images
         rows += image_rows(loaded.model, codes, query_images, section, options)
         gallery = f"gallery_L{length}.png"
         if rows:
-            render_gallery(rows, codes, recipe.name, options).save(out / gallery)
+            atomic_write_png(out / gallery, render_gallery(rows, codes, recipe.name, options))
             log(f"wrote {out / gallery} ({len(rows)} queries)")
         if not report:
             continue

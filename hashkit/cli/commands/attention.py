@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from hashkit.atomic_io import atomic_write_png
 from hashkit.cli.args import add_image_options
 
 
@@ -76,13 +77,13 @@ def run(args: argparse.Namespace) -> int:
             panels = [image]
             for name, heat in zip(names, per_image):
                 picture = overlay(image, heat.numpy(), args.opacity, args.colormap)
-                picture.save(args.out / f"{stem}_{name}.png")
+                atomic_write_png(args.out / f"{stem}_{name}.png", picture)
                 panels.append(picture)
                 written += 1
             panel = Image.new("RGB", (section.crop * len(panels), section.crop))
             for i, p in enumerate(panels):
                 panel.paste(p, (i * section.crop, 0))
-            panel.save(args.out / f"{stem}_maps.png")
+            atomic_write_png(args.out / f"{stem}_maps.png", panel)
             written += 1
     print(f"wrote {written} PNG files for {len(items)} images and maps {', '.join(names)} to {args.out}")
     return 0

@@ -19,6 +19,7 @@ import warnings
 from collections import Counter
 from pathlib import Path
 
+from hashkit.atomic_io import atomic_write_png
 from hashkit.cli.args import add_image_options, add_set_option
 from hashkit.errors import DataError
 
@@ -164,7 +165,7 @@ def run_images(args: argparse.Namespace) -> int:
         name = data.class_names[c] if 0 <= c < len(data.class_names) else (str(c) if c >= 0 else "unlabelled")
         path = args.out / class_folder(name) / f"{args.split}_{index:06d}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
-        split.reader(item).save(path)
+        atomic_write_png(path, split.reader(item))
         written += 1
     print(f"wrote {written} images of {data.name}'s {args.split} split in {len(counts)} class folders to {args.out}")
     return 0
