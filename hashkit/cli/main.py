@@ -115,7 +115,7 @@ def _main(argv: list[str] | None) -> int:
         with warnings.catch_warnings():
             warnings.showwarning = _one_line_warnings(warnings.showwarning)
             return int(args.func(args) or 0)
-    except BrokenPipeError:
+    except BrokenPipeError:  # an OSError, but not an error: main() ends quietly with 141
         raise
     except HashkitError as exc:
         print(f"hashkit: error: {one_line(exc)}", file=sys.stderr)
@@ -128,9 +128,6 @@ def _main(argv: list[str] | None) -> int:
     except KeyboardInterrupt:
         print("hashkit: interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:  # the reader of the output went away (`hashkit ... | head`): stop quietly
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 141
     except Exception:  # noqa: BLE001 - internal error: show the traceback
         return _internal_error()
 
