@@ -60,3 +60,13 @@ def test_an_old_run_that_cannot_be_upgraded_safely_is_one_line_saying_what_to_ed
     for fragment in (str(old / "recipe.toml"), "model.channel_interaction", "older hashkit", "'gap'",
                      "move the table", "delete it"):
         assert fragment in err[0], (fragment, err[0])
+
+
+def test_upgrade_takes_an_aggregation_given_by_name_and_refuses_a_missing_one():
+    from hashkit.recipe.upgrade import upgrade_saved_recipe
+
+    data = {"model": {"aggregation": "refine_branches", "channel_interaction": {"name": "icon"}}}
+    assert len(upgrade_saved_recipe(data, "recipe.toml")) == 1
+    assert data["model"] == {"aggregation": {"name": "refine_branches", "interaction": {"name": "icon"}}}
+    with pytest.raises(RecipeError, match="model.channel_interaction.*cannot be moved"):
+        upgrade_saved_recipe({"model": {"channel_interaction": {"name": "icon"}}}, "recipe.toml")

@@ -40,7 +40,9 @@ def upgrade_saved_recipe(data: dict[str, Any], file: str) -> list[str]:
 def _nest_channel_interaction(model: dict[str, Any], file: str) -> str:
     table = model["channel_interaction"]
     aggregation = model.get("aggregation")
-    name = aggregation.get("name") if isinstance(aggregation, dict) else aggregation
+    if isinstance(aggregation, str):  # `aggregation = "refine_branches"`: a component given by its name alone
+        aggregation = {"name": aggregation}
+    name = aggregation.get("name") if isinstance(aggregation, dict) else None
     change = ("this run was saved by an older hashkit: [model.channel_interaction] is now the 'interaction' "
               "parameter of the component that inserts it")
     if name != "refine_branches" or "interaction" in aggregation:
